@@ -1,0 +1,32 @@
+"""bertlab: see what happens inside every training batch of a text classifier, and why it fails.
+
+``import bertlab`` is light: the Keras adapter (and TensorFlow) is only imported when
+``bertlab.Watch`` is first used, so reading a saved run needs no training framework.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from bertlab.guard import BertlabWarning
+from bertlab.run import Run
+from bertlab.runfile import RunFileError
+
+if TYPE_CHECKING:
+    from bertlab.probes.keras import Watch
+
+__version__ = "0.1.0"
+__all__ = ["BertlabWarning", "Run", "RunFileError", "Watch", "load"]
+
+
+def load(path) -> Run:
+    """Reopen a run saved with ``watch.save(path)``; safe on untrusted files (no pickle)."""
+    return Run.load(path)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Watch":
+        from bertlab.probes.keras import Watch
+
+        return Watch
+    raise AttributeError(f"module 'bertlab' has no attribute {name!r}")

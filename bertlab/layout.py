@@ -1,0 +1,251 @@
+"""The layout of one recorded training step: which channels a row holds, and how wide each is.
+
+Every training step becomes one flat row of numbers in the run store. A *channel* is a named
+range of that row: scalars such as ``loss`` have width 1, vectors such as the per-layer gradient
+norms (``grad_layer_norm``) or the predicted-class counts (``pred_count``) are wider. The probe
+(framework adapter) fills rows in this layout, the rules and the dashboard read them by name; this
+module is the one place that defines the names, so all three agree.
+
+The layout is fixed for a run once the probe has seen the model's outputs and its trainable
+variables: the number of outputs ``K``, the task (multi-class, binary, multi-label or regression),
+the gradient groups (one per layer) and the output-histogram bin edges.
+
+Channels
+--------
+step, epoch, batch, time
+    Global step (0-based), epoch, batch index within the epoch, seconds since training began
+    (the time the callback read the step; steps run in one execution share it).
+loss, loss_nonfinite, lr, batch_size
+    The raw loss of this batch (not Keras's running mean), 1 when it is NaN/inf, the learning rate
+    the optimizer used for this step, the number of samples.
+grad_norm, grad_zero, grad_missing, grad_nonfinite, grad_layer_norm[L]
+    Global gradient L2 norm; count of variables whose gradient is all zeros, missing (None),
+    or not finite; L2 norm per gradient group (layer).
+out_min, out_max, out_nonfinite, out_rowsum_dev, out_unit_share, prob_max, prob_entropy
+    Facts about the raw model output ``y_pred``: its range, non-finite entries, mean
+    ``|row sum - 1|`` and share of entries inside [0, 1] (together: "are these already
+    probabilities?"), the mean max-probability and mean entropy (nats) of the probabilities *as
+    the loss interprets the outputs* (softmax/sigmoid applied when the loss has ``from_logits``).
+out_mean[K], out_hist[bins]
+    Per-output mean of ``y_pred`` and a fixed-bin histogram of its values (edges in
+    ``Layout.hist_edges``; values outside fall into the edge bins).
+pred_count[C], label_count[C]
+    Predicted vs true class counts of the batch. Multi-class: C = K classes (argmax). Binary:
+    C = 2 (negative, positive). Multi-label: C = K labels, counts of rows predicted/labelled
+    positive per label. Absent (C = 0) for regression.
+label_min, label_max, label_nonint, label_out_of_range, label_onehot_share, label_multihot_share
+    Label facts of the batch: range, number of non-integer entries, number of integer labels
+    outside [0, K) (sparse labels), share of rows that are exactly one-hot / multi-hot.
+tok_min, tok_max, pad_share, len_mean, len_max, full_share, input_nonfinite
+    Input facts where cheap: token-id range, share of padding positions, mean and max number of
+    non-padding tokens per row, share of rows with no padding at all (likely truncated), number of
+    non-finite values in float inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+TASKS = ("multiclass", "binary", "multilabel", "regression")
+
+#: Scalar channels, in row order. Vector channels follow them (see ``Layout.channels``).
+SCALARS: tuple[str, ...] = (
+    "step",
+    "epoch",
+    "batch",
+    "time",
+    "loss",
+    "loss_nonfinite",
+    "lr",
+    "batch_size",
+    "grad_norm",
+    "grad_zero",
+    "grad_missing",
+    "grad_nonfinite",
+    "out_min",
+    "out_max",
+    "out_nonfinite",
+    "out_rowsum_dev",
+    "out_unit_share",
+    "prob_max",
+    "prob_entropy",
+    "label_min",
+    "label_max",
+    "label_nonint",
+    "label_out_of_range",
+    "label_onehot_share",
+    "label_multihot_share",
+    "tok_min",
+    "tok_max",
+    "pad_share",
+    "len_mean",
+    "len_max",
+    "full_share",
+    "input_nonfinite",
+)
+
+#: Histogram edges used when the loss reads the outputs as probabilities (20 bins on [0, 1]).
+PROB_EDGES: tuple[float, ...] = tuple(i / 20 for i in range(21))
+#: Histogram edges used when the loss reads the outputs as logits: 40 unit bins on [-20, 20]
+#: (a logit of 20 already means p > 0.999999998; larger values land in the last bin).
+LOGIT_EDGES: tuple[float, ...] = tuple(float(i) for i in range(-20, 21))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Shape of a run's per-step rows.
+
+    Parameters
+    ----------
+    task
+        One of ``TASKS``; decides what the class channels mean.
+    n_outputs
+        K, the size of the model output's last axis (1 for a single output unit).
+    layers
+        Names of the gradient groups (one per layer that owns trainable variables).
+    hist_edges
+        Bin edges of ``out_hist``.
+    prob_mode
+        How the loss turns outputs into probabilities: ``"softmax"``, ``"sigmoid"`` or
+        ``"identity"`` (the outputs already are probabilities); ``"none"`` for regression.
+    """
+
+    task: str
+    n_outputs: int
+    layers: tuple[str, ...] = field(default_factory=tuple)
+    hist_edges: tuple[float, ...] = LOGIT_EDGES
+    prob_mode: str = "softmax"
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; expected one of {TASKS}")
+
+    @property
+    def n_classes(self) -> int:
+        """Width of ``pred_count``/``label_count``: classes, or labels for multi-label."""
+        if self.task == "regression":
+            return 0
+        if self.task == "binary":
+            return 2
+        return self.n_outputs
+
+    def vectors(self) -> list[tuple[str, int]]:
+        """Vector channels and their widths (zero-width channels are left out)."""
+        out = [
+            ("grad_layer_norm", len(self.layers)),
+            ("out_mean", self.n_outputs),
+            ("out_hist", len(self.hist_edges) - 1),
+            ("pred_count", self.n_classes),
+            ("label_count", self.n_classes),
+        ]
+        return [(name, width) for name, width in out if width > 0]
+
+    def channels(self) -> list[tuple[str, int]]:
+        """All channels of a row, in order, as ``(name, width)``."""
+        return [(name, 1) for name in SCALARS] + self.vectors()
+
+    def width(self) -> int:
+        """Number of values in one row."""
+        return sum(width for _, width in self.channels())
+
+    @classmethod
+    def for_model(
+        cls,
+        *,
+        loss: str | None,
+        from_logits: bool | None,
+        output_activation: str | None,
+        n_outputs: int,
+        layers: tuple[str, ...],
+    ) -> Layout:
+        """The layout for a model with these facts, K outputs and these gradient groups."""
+        task = choose_task(loss, n_outputs)
+        mode = choose_prob_mode(task, from_logits, output_activation)
+        edges = PROB_EDGES if mode == "identity" else LOGIT_EDGES
+        return cls(task, n_outputs, tuple(layers), edges, mode)
+
+    def labels(self, channel: str) -> list[str]:
+        """Human-readable labels of a vector channel's columns (for tables and plots)."""
+        if channel == "grad_layer_norm":
+            return list(self.layers)
+        if channel == "out_hist":
+            edges = self.hist_edges
+            return [f"{edges[i]:g}..{edges[i + 1]:g}" for i in range(len(edges) - 1)]
+        if channel in ("pred_count", "label_count"):
+            if self.task == "binary":
+                return ["0", "1"]
+            return [str(i) for i in range(self.n_classes)]
+        if channel == "out_mean":
+            return [str(i) for i in range(self.n_outputs)]
+        return [channel]
+
+    def to_dict(self) -> dict:
+        """JSON-able form, stored in a run's metadata."""
+        return {
+            "task": self.task,
+            "n_outputs": self.n_outputs,
+            "layers": list(self.layers),
+            "hist_edges": list(self.hist_edges),
+            "prob_mode": self.prob_mode,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Layout:
+        """Inverse of ``to_dict``; raises ``ValueError``/``KeyError`` on malformed input."""
+        return cls(
+            task=str(data["task"]),
+            n_outputs=int(data["n_outputs"]),
+            layers=tuple(str(x) for x in data["layers"]),
+            hist_edges=tuple(float(x) for x in data["hist_edges"]),
+            prob_mode=str(data["prob_mode"]),
+        )
+
+
+#: Above this many classes the validation confusion matrix (C^2 numbers per epoch) is skipped.
+MAX_CONFUSION_CLASSES = 256
+
+
+def choose_task(loss: str | None, n_outputs: int) -> str:
+    """Decide what the class channels mean from the loss and the output width K.
+
+    The loss names the task (sparse/categorical cross-entropy: one class per row; binary
+    cross-entropy: independent labels). With a loss that does not say (MSE, a user function),
+    K > 1 outputs are read as class scores (argmax) and a single output as a regression.
+    """
+    name = (loss or "").lower()
+    if "categorical" in name and "hinge" not in name:
+        return "multiclass"
+    if name.startswith("binary") or name in ("hinge", "squared_hinge"):
+        return "binary" if n_outputs == 1 else "multilabel"
+    return "multiclass" if n_outputs > 1 else "regression"
+
+
+def choose_prob_mode(task: str, from_logits: bool | None, output_activation: str | None) -> str:
+    """How the loss turns outputs into probabilities (see ``Layout.prob_mode``).
+
+    ``from_logits`` unknown (a user loss) falls back to the output activation.
+    """
+    if task == "regression":
+        return "none"
+    squash = "softmax" if task == "multiclass" else "sigmoid"
+    if from_logits is None:
+        return "identity" if output_activation in ("softmax", "sigmoid") else squash
+    return squash if from_logits else "identity"
+
+
+def val_channels(layout: Layout) -> list[tuple[str, int]]:
+    """Channels of the per-epoch validation accumulator vector.
+
+    ``confusion`` is C x C (row = true class, column = predicted) for single-label tasks;
+    multi-label tasks get per-label ``tp``, ``fp``, ``fn`` instead.
+    """
+    c = layout.n_classes
+    out = [("loss_sum", 1), ("batches", 1), ("samples", 1)]
+    if c == 0:
+        return out
+    out += [("pred_count", c), ("label_count", c)]
+    if layout.task == "multilabel":
+        out += [("tp", c), ("fp", c), ("fn", c)]
+    elif c <= MAX_CONFUSION_CLASSES:
+        out += [("confusion", c * c)]
+    return out

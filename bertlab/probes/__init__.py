@@ -1,0 +1,1 @@
+"""Framework adapters ("probes") that feed a :class:`bertlab.run.Run`."""

@@ -1,0 +1,244 @@
+"""``bertlab.Watch``: the Keras callback that records what happens inside every training batch."""
+
+from __future__ import annotations
+
+import functools
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import numpy as np
+
+from bertlab.guard import BertlabWarning
+from bertlab.run import DEFAULT_BUDGET_BYTES, Run
+from bertlab.validation import summarize
+
+_STEP, _EPOCH, _BATCH, _TIME = 0, 1, 2, 3  # leading scalar columns of a row (see layout.SCALARS)
+
+
+def _guarded(where: str) -> Callable:
+    """Run a callback method so that a fault in bertlab never reaches ``fit``.
+
+    The first fault is reported once as a ``BertlabWarning``; the Watch then detaches (the model
+    is restored) and training goes on unobserved.
+    """
+
+    def wrap(method: Callable) -> Callable:
+        @functools.wraps(method)
+        def guarded(self: Watch, *args: Any, **kwargs: Any) -> Any:
+            if self._broken:
+                return None
+            try:
+                return method(self, *args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - the whole point
+                self._fault(where, exc)
+                return None
+
+        return guarded
+
+    return wrap
+
+
+class Watch(keras.callbacks.Callback):
+    """Record every training batch from inside Keras's own training step.
+
+    Pass it to ``fit``; it needs no arguments (Keras hands it the model)::
+
+        watch = bertlab.Watch()
+        model.fit(x, y, validation_data=(xv, yv), epochs=3, callbacks=[watch])
+        watch.history      # DataFrame, one row per training batch
+        watch.epochs       # DataFrame, one row per epoch (train + validation summaries)
+        watch.save("run.bertlab")
+
+    For every batch it records the raw batch loss (not Keras's running mean), the learning rate,
+    global and per-layer gradient norms, zero/missing/non-finite gradients, a summary of the
+    model outputs (range, "already probabilities?", confidence, histogram), predicted vs true
+    class counts, label facts and cheap input facts (token-id range, padding). Per epoch it adds
+    the validation confusion matrix (or per-label precision/recall/F1 for multi-label).
+
+    The numbers are computed inside the compiled train step on the tensors that step already
+    has: no extra forward/backward pass, nothing added to ``logs`` (the progress bar and
+    ``History`` are unchanged), no random op (same seed => bit-identical weights). After ``fit``
+    the model is exactly as before. A fault inside bertlab is reported once as a
+    ``BertlabWarning`` and training goes on unobserved.
+
+    Parameters
+    ----------
+    budget_mb
+        Memory bound of the per-step history. Old steps are downsampled (bucket mean/min/max)
+        so that a run of any length stays within it.
+    """
+
+    def __init__(self, *, budget_mb: float = DEFAULT_BUDGET_BYTES / 2**20) -> None:
+        super().__init__()
+        self.run = Run(budget_bytes=int(budget_mb * 2**20))
+        self._instrument: Any = None
+        self._broken = False
+        self._epoch = 0
+        self._batch = 0
+        self._t0 = 0.0
+        self._val: dict[str, np.ndarray] | None = None
+        self._reported_notes: set[str] = set()
+
+    # ------------------------------------------------------------------ public reading API
+    @property
+    def history(self):
+        """Per-batch DataFrame (see ``bertlab.Run.history``)."""
+        return self.run.history
+
+    @property
+    def epochs(self):
+        """Per-epoch DataFrame (see ``bertlab.Run.epochs``)."""
+        return self.run.epochs
+
+    @property
+    def findings(self) -> list:
+        """Diagnoses found so far, most fundamental cause first."""
+        return self.run.findings
+
+    def save(self, path) -> None:
+        """Save the run (finished or still running) to ``path``; reopen with ``bertlab.load``."""
+        self.run.save(path)
+
+    def detach(self) -> None:
+        """Stop observing and restore the model now (done automatically at the end of ``fit``)."""
+        if self._instrument is not None:
+            self._instrument.restore()
+
+    # ------------------------------------------------------------------ fault handling
+    def _fault(self, where: str, exc: BaseException) -> None:
+        first = not self._broken
+        self._broken = True
+        try:
+            self.detach()
+        finally:
+            if first:
+                self.run.note(f"internal error while {where}: {type(exc).__name__}: {exc}")
+                warnings.warn(
+                    f"bertlab: internal error while {where} ({type(exc).__name__}: {exc}). "
+                    "Training continues; the rest of this run is not observed.",
+                    BertlabWarning,
+                    stacklevel=2,
+                )
+
+    def _say(self, text: str) -> None:
+        """Tell the user once about something bertlab cannot observe in this run."""
+        if text in self._reported_notes:
+            return
+        self._reported_notes.add(text)
+        self.run.note(text)
+        warnings.warn(f"bertlab: {text}", BertlabWarning, stacklevel=3)
+
+    # ------------------------------------------------------------------ Keras hooks
+    @_guarded("starting to watch")
+    def on_train_begin(self, logs=None) -> None:
+        from bertlab.probes.keras.facts import model_facts
+        from bertlab.probes.keras.instrument import Instrument
+
+        model = self.model
+        stale = getattr(model, "__dict__", {}).get("_bertlab_instrument")
+        if stale is not None and stale is not self._instrument:
+            stale.restore()  # an earlier fit that raised left its Watch attached
+        facts = model_facts(model)
+        self.run.begin(facts)
+        self._t0 = time.perf_counter()
+        if keras.backend.backend() != "tensorflow":
+            self._say(
+                f"the {keras.backend.backend()} backend is not instrumented yet; "
+                "only epoch logs are recorded"
+            )
+            return
+        if self._instrument is None or self._instrument.model is not model:
+            self._instrument = Instrument(model, facts, self._fault)
+        else:
+            self._instrument.facts = facts
+        self._instrument.on_error = self._on_step_error
+        self._instrument.install()
+        object.__setattr__(model, "_bertlab_instrument", self._instrument)
+
+    @_guarded("starting an epoch")
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        self._epoch = int(epoch)
+        self._batch = 0
+        self._val = None
+
+    @_guarded("reading a training batch")
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        self._collect()
+
+    def _collect(self) -> None:
+        inst = self._instrument
+        if inst is None:
+            return
+        rows = inst.read_rows()
+        for text in inst.notes:
+            self._say(text)
+        if rows is None:
+            return
+        if inst.layout is not None and not self.run.set_layout(inst.layout):
+            self._say(
+                "this Watch was reused on a model with a different output or layers; "
+                "use a new Watch per model"
+            )
+            self.detach()
+            return
+        if self.run.layout is not None and self.run.layout.task == "regression":
+            self._say(
+                "the loss and output look like a regression: class histograms are not recorded"
+            )
+        self.run.meta.update(inst.trace_facts)
+        n = len(rows)
+        rows[:, _STEP] = self.run.steps + np.arange(n)
+        rows[:, _EPOCH] = self._epoch
+        rows[:, _BATCH] = self._batch + np.arange(n)
+        rows[:, _TIME] = time.perf_counter() - self._t0
+        self._batch += n
+        self.run.add_steps(rows)
+
+    @_guarded("starting validation")
+    def on_test_begin(self, logs=None) -> None:
+        inst = self._instrument
+        if inst is not None and inst.installed:
+            inst.adopt_test_function()
+            inst.reset_val()
+
+    @_guarded("reading validation")
+    def on_test_end(self, logs=None) -> None:
+        inst = self._instrument
+        if inst is not None and inst.installed and inst.layout is not None:
+            acc = inst.read_val()
+            self._val = summarize(inst.layout, acc) if acc is not None else None
+
+    @_guarded("ending an epoch")
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        record: dict[str, Any] = {"epoch": int(epoch), "steps": self.run.steps}
+        for key, value in (logs or {}).items():
+            try:
+                record[key] = float(value)
+            except (TypeError, ValueError):
+                continue
+        record.update(self._val or {})
+        self._val = None
+        self.run.add_epoch(record)
+
+    @_guarded("ending training")
+    def on_train_end(self, logs=None) -> None:
+        self._collect()
+        self._finish()
+
+    def _finish(self) -> None:
+        self.detach()
+        model = self.model
+        if getattr(model, "__dict__", {}).get("_bertlab_instrument") is self._instrument:
+            model.__dict__.pop("_bertlab_instrument", None)
+        self.run.end()
+
+    def _on_step_error(self, exc: BaseException) -> None:
+        """The compiled step raised: keep what was recorded, restore the model, let it propagate."""
+        try:
+            self._collect()
+        finally:
+            self.run.meta["error"] = f"{type(exc).__name__}: {str(exc)[:500]}"
+            self._finish()
