@@ -18,7 +18,7 @@ import pandas as pd
 
 from bertlab.facts import ModelFacts
 from bertlab.layout import Layout
-from bertlab.runfile import load_run, save_run
+from bertlab.runfile import RunFileError, load_run, save_run
 from bertlab.store import RunStore
 
 #: Memory budget of the per-step store (recent rows at full resolution + downsampled archive).
@@ -168,13 +168,19 @@ class Run:
     def load(cls, path: str | os.PathLike) -> Run:
         """Reopen a saved run (safe on untrusted files: no pickle; errors raise RunFileError)."""
         meta, store, epochs, findings = load_run(path)
-        run = cls(
-            meta=meta,
-            store=store if "layout" in meta else None,
-            epoch_records=epochs,
-            findings=findings,
-        )
-        return run
+        if "layout" not in meta:
+            return cls(meta=meta, epoch_records=epochs, findings=findings)
+        try:
+            layout = Layout.from_dict(meta["layout"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RunFileError(f"{path}: malformed layout in run.json ({exc})") from exc
+        if layout.channels() != store.channels:
+            raise RunFileError(f"{path}: the step columns do not match the run's layout")
+        for record in epochs:  # arrays were written as JSON lists
+            for key, value in record.items():
+                if isinstance(value, list):
+                    record[key] = np.asarray(value)
+        return cls(meta=meta, store=store, epoch_records=epochs, findings=findings)
 
     def __repr__(self) -> str:
         return (
