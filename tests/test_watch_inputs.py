@@ -154,3 +154,22 @@ def test_regression_model_gets_one_clear_message_and_loss_and_gradients():
     h = watch.history
     assert len(h) == 6 and h.loss.notna().all() and h.grad_norm.notna().all()
     assert not any(c.startswith("pred_count") for c in h.columns)
+
+
+def test_xla_compiled_step_with_steps_per_execution():
+    """Keras's default on GPU is jit_compile: every op Watch adds must have an XLA kernel."""
+    x, y, _ = token_data(n=128, k=4)
+    model = embedding_classifier(k=4)
+    model.compile(optimizer="adam", loss=_sparse_loss(), jit_compile=True, steps_per_execution=2)
+    watch = bertlab.Watch()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(
+            x, y, batch_size=32, epochs=1, validation_split=0.25, callbacks=[watch], verbose=0
+        )
+    assert not [w for w in caught if issubclass(w.category, bertlab.BertlabWarning)]
+    h = watch.history
+    assert len(h) == 3 and h.grad_norm.notna().all()
+    hist = h[[c for c in h.columns if c.startswith("out_hist")]].sum(1)
+    assert (hist == h.batch_size * 4).all()
+    assert watch.epochs.val_confusion.iloc[0].sum() == 32

@@ -144,15 +144,26 @@ def label_matrix(y: tf.Tensor, layout: Layout) -> tuple[tf.Tensor, dict[str, tf.
     return positive, facts
 
 
+def histogram(values: tf.Tensor, edges: tuple[float, ...]) -> tf.Tensor:
+    """Counts of ``values`` in equal-width bins between ``edges[0]`` and ``edges[-1]``.
+
+    Values outside fall into the first/last bin. Written with a segment sum rather than
+    ``tf.histogram_fixed_width``, which has no XLA kernel (``jit_compile=True`` would fail).
+    """
+    nbins = len(edges) - 1
+    lo, hi = edges[0], edges[-1]
+    flat = tf.reshape(values, [-1])
+    idx = tf.cast(tf.floor((flat - lo) * (nbins / (hi - lo))), tf.int32)
+    idx = tf.clip_by_value(idx, 0, nbins - 1)
+    return tf.math.unsorted_segment_sum(tf.ones_like(flat), idx, nbins)
+
+
 def output_stats(y_pred: tf.Tensor, layout: Layout) -> dict[str, tf.Tensor]:
     """Range, probability-likeness, confidence and histogram of the model outputs."""
     y_pred = as_matrix(y_pred)
     finite = tf.math.is_finite(y_pred)
     safe = tf.where(finite, y_pred, tf.zeros_like(y_pred))
-    edges = layout.hist_edges
-    hist = tf.histogram_fixed_width(
-        tf.reshape(safe, [-1]), [edges[0], edges[-1]], nbins=len(edges) - 1
-    )
+    hist = histogram(safe, layout.hist_edges)
     stats = {
         "out_min": tf.reduce_min(y_pred),
         "out_max": tf.reduce_max(y_pred),
@@ -160,7 +171,7 @@ def output_stats(y_pred: tf.Tensor, layout: Layout) -> dict[str, tf.Tensor]:
         "out_rowsum_dev": tf.reduce_mean(tf.abs(tf.reduce_sum(y_pred, axis=1) - 1.0)),
         "out_unit_share": tf.reduce_mean(_f((y_pred >= 0.0) & (y_pred <= 1.0))),
         "out_mean": tf.reduce_mean(y_pred, axis=0),
-        "out_hist": _f(hist),
+        "out_hist": hist,
     }
     if layout.task == "regression":
         return stats
