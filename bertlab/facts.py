@@ -20,8 +20,8 @@ class ModelFacts:
 
     Attributes
     ----------
-    framework
-        ``"keras"`` for now.
+    framework, backend
+        ``"keras"`` for now, and its backend (``"tensorflow"``...).
     model_class
         Class name of the model (``"Sequential"``, ``"BertTextClassifier"``...).
     loss
@@ -49,11 +49,15 @@ class ModelFacts:
     encoders
         Class names of pretrained-encoder building blocks found in the model (KerasHub
         backbones, transformer layers), evidence that this is a fine-tune of a transformer.
+    unk_token_id
+        Id of the tokenizer's unknown token, where the model carries its tokenizer (KerasHub
+        preprocessors) or the user passes it (``Watch(unk_token_id=...)``).
     steps_per_execution, run_eagerly, jit_compile
         Execution settings that change what the probe can see.
     """
 
     framework: str = "keras"
+    backend: str | None = None
     model_class: str | None = None
     loss: str | None = None
     from_logits: bool | None = None
@@ -70,6 +74,7 @@ class ModelFacts:
     metrics: list[str] = field(default_factory=list)
     embeddings: list[tuple[str, int]] = field(default_factory=list)
     encoders: list[str] = field(default_factory=list)
+    unk_token_id: int | None = None
     steps_per_execution: int = 1
     run_eagerly: bool = False
     jit_compile: bool = False

@@ -36,9 +36,10 @@ pred_count[C], label_count[C]
 label_min, label_max, label_nonint, label_out_of_range, label_onehot_share, label_multihot_share
     Label facts of the batch: range, number of non-integer entries, number of integer labels
     outside [0, K) (sparse labels), share of rows that are exactly one-hot / multi-hot.
-tok_min, tok_max, pad_share, len_mean, len_max, full_share, input_nonfinite
+tok_min, tok_max, pad_share, len_mean, len_max, full_share, unk_share, input_nonfinite
     Input facts where cheap: token-id range, share of padding positions, mean and max number of
-    non-padding tokens per row, share of rows with no padding at all (likely truncated), number of
+    non-padding tokens per row, share of rows with no padding at all (likely truncated), share of
+    real tokens that are the tokenizer's unknown token (when its id is known), number of
     non-finite values in float inputs.
 """
 
@@ -81,6 +82,7 @@ SCALARS: tuple[str, ...] = (
     "len_mean",
     "len_max",
     "full_share",
+    "unk_share",
     "input_nonfinite",
 )
 

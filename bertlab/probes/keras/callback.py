@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -11,11 +12,29 @@ from typing import Any
 import keras
 import numpy as np
 
+from bertlab.diagnose import Diagnoser
+from bertlab.findings import Finding
 from bertlab.guard import BertlabWarning
 from bertlab.run import DEFAULT_BUDGET_BYTES, Run
 from bertlab.validation import summarize
 
 _STEP, _EPOCH, _BATCH, _TIME = 0, 1, 2, 3  # leading scalar columns of a row (see layout.SCALARS)
+#: Live rules run at most this often (seconds), and at once when a loss turns non-finite, at
+#: every epoch end and at the end of training.
+EVALUATE_EVERY_S = 0.25
+#: Steps the live rules look back over (the rows copied out of the store per evaluation).
+RULE_WINDOW = 1024
+_ALL_PHASES = ("preflight", "live", "epoch")
+
+
+def _in_notebook() -> bool:
+    """True inside a Jupyter kernel (where the dashboard shows findings instead of prints)."""
+    shell = sys.modules.get("IPython")
+    try:
+        ip = shell.get_ipython() if shell is not None else None
+    except Exception:  # noqa: BLE001
+        return False
+    return ip is not None and "IPKernelApp" in getattr(ip, "config", {})
 
 
 def _guarded(where: str) -> Callable:
@@ -64,16 +83,36 @@ class Watch(keras.callbacks.Callback):
     the model is exactly as before. A fault inside bertlab is reported once as a
     ``BertlabWarning`` and training goes on unobserved.
 
+    Findings (named pathologies with evidence and fix) are in ``watch.findings``, most
+    fundamental cause first; in a plain script each new one is printed as one line, and
+    ``watch.report()`` gives the full text.
+
     Parameters
     ----------
     budget_mb
         Memory bound of the per-step history. Old steps are downsampled (bucket mean/min/max)
         so that a run of any length stays within it.
+    unk_token_id
+        Id of the tokenizer's unknown token, to measure the [UNK] share of the inputs (found
+        automatically for KerasHub models that carry their preprocessor).
+    verbose
+        Print each new finding as one line (default: in plain scripts, not in notebooks).
     """
 
-    def __init__(self, *, budget_mb: float = DEFAULT_BUDGET_BYTES / 2**20) -> None:
+    def __init__(
+        self,
+        *,
+        budget_mb: float = DEFAULT_BUDGET_BYTES / 2**20,
+        unk_token_id: int | None = None,
+        verbose: bool | None = None,
+    ) -> None:
         super().__init__()
         self.run = Run(budget_bytes=int(budget_mb * 2**20))
+        self.unk_token_id = unk_token_id
+        self.verbose = (not _in_notebook()) if verbose is None else verbose
+        self._diagnoser = Diagnoser(self.run, on_new=self._announce)
+        self._facts: Any = None
+        self._last_eval = 0.0
         self._instrument: Any = None
         self._broken = False
         self._epoch = 0
@@ -94,9 +133,16 @@ class Watch(keras.callbacks.Callback):
         return self.run.epochs
 
     @property
-    def findings(self) -> list:
-        """Diagnoses found so far, most fundamental cause first."""
-        return self.run.findings
+    def findings(self) -> list[Finding]:
+        """Live diagnoses, most fundamental cause first (withdrawn ones are in the run record)."""
+        return self._diagnoser.findings
+
+    def report(self) -> str:
+        """Full text of the live findings: evidence, explanation and fix of each."""
+        findings = self.findings
+        if not findings:
+            return "bertlab: no findings."
+        return "\n\n".join(f.text() for f in findings)
 
     def save(self, path) -> None:
         """Save the run (finished or still running) to ``path``; reopen with ``bertlab.load``."""
@@ -142,7 +188,11 @@ class Watch(keras.callbacks.Callback):
         if stale is not None and stale is not self._instrument:
             stale.restore()  # an earlier fit that raised left its Watch attached
         facts = model_facts(model)
+        if self.unk_token_id is not None:
+            facts.unk_token_id = int(self.unk_token_id)
+        self._facts = facts
         self.run.begin(facts)
+        self._evaluate(("preflight", "live"))
         self._t0 = time.perf_counter()
         if keras.backend.backend() != "tensorflow":
             self._say(
@@ -196,6 +246,21 @@ class Watch(keras.callbacks.Callback):
         rows[:, _TIME] = time.perf_counter() - self._t0
         self._batch += n
         self.run.add_steps(rows)
+        now = time.perf_counter()
+        nonfinite = np.any(rows[:, self.run.store.slice("loss_nonfinite")] > 0)
+        if nonfinite or now - self._last_eval >= EVALUATE_EVERY_S:
+            self._evaluate(("preflight", "live"))
+
+    def _evaluate(self, phases, error: str | None = None) -> None:
+        if self._facts is None:
+            return
+        self._last_eval = time.perf_counter()
+        ctx = self._diagnoser.context(self._facts, error=error, window=RULE_WINDOW)
+        self._diagnoser.evaluate(ctx, phases)
+
+    def _announce(self, finding: Finding) -> None:
+        if self.verbose:
+            print(finding.line(), flush=True)
 
     @_guarded("starting validation")
     def on_test_begin(self, logs=None) -> None:
@@ -222,10 +287,12 @@ class Watch(keras.callbacks.Callback):
         record.update(self._val or {})
         self._val = None
         self.run.add_epoch(record)
+        self._evaluate(_ALL_PHASES)
 
     @_guarded("ending training")
     def on_train_end(self, logs=None) -> None:
         self._collect()
+        self._evaluate(_ALL_PHASES)
         self._finish()
 
     def _finish(self) -> None:
@@ -236,9 +303,19 @@ class Watch(keras.callbacks.Callback):
         self.run.end()
 
     def _on_step_error(self, exc: BaseException) -> None:
-        """The compiled step raised: keep what was recorded, restore the model, let it propagate."""
+        """The compiled step raised: keep what was recorded, name the cause, restore the model.
+
+        Setup errors that explain the exception are attached to it as PEP 678 notes starting
+        with ``bertlab:``; the exception then propagates unchanged otherwise.
+        """
         try:
             self._collect()
+            message = str(exc)
+            self._evaluate(_ALL_PHASES, error=message)
+            for finding in self.findings:
+                rule = self._diagnoser.by_code[finding.code]
+                if finding.severity == "error" and rule.phase == "preflight":
+                    exc.add_note(finding.note())
         finally:
             self.run.meta["error"] = f"{type(exc).__name__}: {str(exc)[:500]}"
             self._finish()

@@ -93,9 +93,40 @@ def output_layer(model: keras.Model) -> Any:
     return layers[-1] if layers else None
 
 
+def _inbound_layer(layer: Any) -> Any:
+    """The single layer feeding ``layer`` in a functional graph, or None."""
+    nodes = getattr(layer, "_inbound_nodes", None) or []
+    if len(nodes) != 1:
+        return None
+    parents = getattr(nodes[0], "parent_nodes", None) or []
+    return parents[0].operation if len(parents) == 1 else None
+
+
+def output_softmax_count(model: keras.Model) -> int:
+    """Softmaxes applied on the way out of the model (not the ones inside attention blocks).
+
+    Walks back from the output through weight-free layers (Dropout, Activation, Reshape...),
+    counting Softmax layers and softmax activations, and stops at the first layer with weights.
+    """
+    count, layer, seen = 0, output_layer(model), 0
+    sequential = list(getattr(model, "layers", [])) if isinstance(model, keras.Sequential) else None
+    while layer is not None and seen < 50:
+        seen += 1
+        if _activation_name(layer) == "softmax":
+            count += 1
+        if getattr(layer, "weights", None) or isinstance(layer, keras.layers.InputLayer):
+            break
+        if sequential is not None:
+            idx = sequential.index(layer) if layer in sequential else 0
+            layer = sequential[idx - 1] if idx > 0 else None
+        else:
+            layer = _inbound_layer(layer)
+    return count
+
+
 def model_facts(model: keras.Model) -> ModelFacts:
     """Collect the facts the rules need from a compiled model."""
-    facts = ModelFacts(model_class=type(model).__name__)
+    facts = ModelFacts(model_class=type(model).__name__, backend=keras.backend.backend())
     config = getattr(getattr(model, "_compile_config", None), "config", {}) or {}
     facts.loss, facts.from_logits, facts.label_smoothing = describe_loss(
         config.get("loss", getattr(model, "loss", None))
@@ -104,11 +135,7 @@ def model_facts(model: keras.Model) -> ModelFacts:
     act = _activation_name(last) if last is not None else None
     facts.output_activation = act if act is not None else ("linear" if last is not None else None)
     layers = model._flatten_layers(include_self=False, recursive=True)
-    facts.softmax_layers = sum(
-        isinstance(layer, keras.layers.Softmax)
-        or (isinstance(layer, keras.layers.Activation) and _activation_name(layer) == "softmax")
-        for layer in layers
-    )
+    facts.softmax_layers = output_softmax_count(model)
     outputs = getattr(model, "outputs", None) or []
     facts.n_model_outputs = max(1, len(outputs))
     if outputs and outputs[0].shape is not None and len(outputs[0].shape) >= 1:

@@ -259,7 +259,7 @@ class Instrument:
                 counts, _, _ = q.class_counts(y, y_pred, layout)
                 vals.update(counts)
         if x is not None:
-            stats, desc = q.input_stats(x)
+            stats, desc = q.input_stats(x, self.facts.unk_token_id)
             vals.update(stats)
             self.trace_facts["inputs"] = desc
         self._trace_output_facts(y_pred, y)

@@ -224,8 +224,8 @@ def find_text_inputs(x) -> tuple[tf.Tensor | None, tf.Tensor | None, dict]:
     return ids, mask, desc
 
 
-def input_stats(x) -> tuple[dict[str, tf.Tensor], dict]:
-    """Token-id range, padding share, non-padding lengths and non-finite float inputs."""
+def input_stats(x, unk_id: int | None = None) -> tuple[dict[str, tf.Tensor], dict]:
+    """Token-id range, padding share, non-padding lengths, [UNK] share, non-finite inputs."""
     stats: dict[str, tf.Tensor] = {}
     nonfinite = [
         _count(tf.logical_not(tf.math.is_finite(t)))
@@ -247,6 +247,9 @@ def input_stats(x) -> tuple[dict[str, tf.Tensor], dict]:
     stats["len_mean"] = tf.reduce_mean(lengths)
     stats["len_max"] = tf.reduce_max(lengths)
     stats["full_share"] = tf.reduce_mean(_f(tf.equal(lengths, seq_len)))
+    if unk_id is not None:
+        unk = _f(tf.equal(ids, tf.cast(unk_id, ids.dtype))) * real
+        stats["unk_share"] = tf.reduce_sum(unk) / tf.maximum(tf.reduce_sum(real), 1.0)
     return stats, desc
 
 
