@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import sys
 import time
 import warnings
@@ -19,6 +20,8 @@ from bertlab.run import DEFAULT_BUDGET_BYTES, Run
 from bertlab.validation import summarize
 
 _STEP, _EPOCH, _BATCH, _TIME = 0, 1, 2, 3  # leading scalar columns of a row (see layout.SCALARS)
+#: The in-graph ring of rows is read at least this often (seconds) during training.
+READ_EVERY_S = 0.1
 #: Live rules run at most this often (seconds), and at once when a loss turns non-finite, at
 #: every epoch end and at the end of training.
 EVALUATE_EVERY_S = 0.25
@@ -113,6 +116,9 @@ class Watch(keras.callbacks.Callback):
         self._diagnoser = Diagnoser(self.run, on_new=self._announce)
         self._facts: Any = None
         self._last_eval = 0.0
+        self._last_read = 0.0
+        self._calls = 0
+        self._spe = 1
         self._instrument: Any = None
         self._broken = False
         self._epoch = 0
@@ -191,6 +197,7 @@ class Watch(keras.callbacks.Callback):
         if self.unk_token_id is not None:
             facts.unk_token_id = int(self.unk_token_id)
         self._facts = facts
+        self._spe = facts.steps_per_execution
         self.run.begin(facts)
         self._evaluate(("preflight", "live"))
         self._t0 = time.perf_counter()
@@ -216,9 +223,22 @@ class Watch(keras.callbacks.Callback):
 
     @_guarded("reading a training batch")
     def on_train_batch_end(self, batch, logs=None) -> None:
-        self._collect()
+        # Keras has already turned logs into Python floats for batch-level callbacks, so a
+        # running-mean loss that is not finite flags a NaN batch at no cost: read at once then.
+        # Otherwise rows are read lazily (they wait in the in-graph ring), which keeps the
+        # per-batch cost of Watch to a few microseconds.
+        self._calls += 1
+        loss = (logs or {}).get("loss")
+        urgent = isinstance(loss, float) and not math.isfinite(loss)
+        inst = self._instrument
+        ring = inst.capacity if inst is not None else 0
+        full = self._calls * max(1, self._spe) * 2 >= ring
+        if urgent or full or time.perf_counter() - self._last_read >= READ_EVERY_S:
+            self._collect()
 
     def _collect(self) -> None:
+        self._calls = 0
+        self._last_read = time.perf_counter()
         inst = self._instrument
         if inst is None:
             return
@@ -278,6 +298,7 @@ class Watch(keras.callbacks.Callback):
 
     @_guarded("ending an epoch")
     def on_epoch_end(self, epoch, logs=None) -> None:
+        self._collect()  # every row of this epoch is read before the next one starts
         record: dict[str, Any] = {"epoch": int(epoch), "steps": self.run.steps}
         for key, value in (logs or {}).items():
             try:

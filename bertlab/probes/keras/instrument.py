@@ -29,6 +29,14 @@ from bertlab.layout import Layout, val_channels
 from bertlab.probes.keras import quantities as q
 
 _LOSS_ARGS = ("x", "y", "y_pred", "sample_weight")
+#: Rows the in-graph ring holds. The callback reads it lazily (every ~0.1 s, or when half full),
+#: so per batch the Python side costs almost nothing; writing a row costs the same for any size.
+RING_ROWS = 512
+
+
+def ring_capacity(steps_per_execution: int) -> int:
+    """Ring size: RING_ROWS, and always room for four executions of steps_per_execution."""
+    return max(RING_ROWS, 4 * max(1, steps_per_execution))
 
 
 def _first(structure: Any) -> Any:
@@ -223,7 +231,7 @@ class Instrument:
             layers=groups,
         )
         width = self.layout.width()
-        cap = 2 * max(1, f.steps_per_execution) + 2
+        cap = ring_capacity(f.steps_per_execution)
         with tf.init_scope():
             self._buffer = tf.Variable(tf.zeros([cap, width]), trainable=False, name="bertlab_rows")
             self._counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="bertlab_count")
@@ -310,6 +318,11 @@ class Instrument:
             self.notes.append(text)
 
     # ---------------------------------------------------------------- Python-side reads
+    @property
+    def capacity(self) -> int:
+        """Rows the ring holds (0 before the first trace)."""
+        return 0 if self._buffer is None else int(self._buffer.shape[0])
+
     def read_rows(self) -> np.ndarray | None:
         """Rows written since the last read, oldest first, as float64 (n, D); None if none."""
         if self._counter is None:

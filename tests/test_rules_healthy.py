@@ -1,0 +1,133 @@
+"""Healthy trainings must produce no warning and no error, ever (a debugger that cries wolf is
+worse than none). Every rule is checked against every run here: adding a rule adds it to these
+tests automatically. Info findings are allowed (e.g. a from-scratch encoder at lr 1e-3)."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from training import (
+    bert_inputs,
+    embedding_classifier,
+    fit_watched,
+    recorded_alarms,
+    sparse_ce,
+    tiny_bert,
+    token_data,
+)
+
+
+def _logits_bert():
+    """A small BERT trained with logits + from_logits=True at an in-range learning rate."""
+    x, y, mask = token_data(n=384, k=4)
+    model = tiny_bert(k=4)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=sparse_ce(), metrics=["accuracy"])
+    return fit_watched(
+        model, bert_inputs(x, mask), y, epochs=3, batch_size=16, validation_split=0.2
+    )
+
+
+def _softmax_from_probs():
+    x, y, _ = token_data(n=384, k=4)
+    model = embedding_classifier(k=4, activation="softmax")
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss=sparse_ce(from_logits=False),
+        metrics=["sparse_categorical_accuracy"],
+    )
+    return fit_watched(model, x, y, epochs=4, validation_split=0.2)
+
+
+def _multilabel_sigmoid():
+    rng = np.random.default_rng(1)
+    x, _, _ = token_data(n=384, k=2, learnable=False)
+    y = (rng.random((384, 3)) < [0.5, 0.3, 0.6]).astype("float32")
+    for j in range(3):  # label j is announced by marker token 1 + j
+        x[:, j + 1] = np.where(y[:, j] > 0, 1 + j, x[:, j + 1])
+    model = embedding_classifier(k=3)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss=keras.losses.BinaryCrossentropy(from_logits=True),
+        metrics=[
+            keras.metrics.BinaryAccuracy(threshold=0.0),
+            keras.metrics.AUC(multi_label=True, from_logits=True),
+        ],
+    )
+    return fit_watched(model, x, y, epochs=4, validation_split=0.2)
+
+
+def _binary():
+    x, y, _ = token_data(n=384, k=2)
+    model = embedding_classifier(k=1, activation="sigmoid")
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2), loss="binary_crossentropy", metrics=["accuracy"]
+    )
+    return fit_watched(model, x, y.astype("float32"), epochs=4, validation_split=0.2)
+
+
+def _imbalanced_with_class_weight():
+    rng = np.random.default_rng(2)
+    x, y, _ = token_data(n=512, k=3)
+    keep = (y == 0) | (rng.random(len(y)) < 0.15)  # class 0 dominates (~80 %)
+    x, y = x[keep], y[keep]
+    counts = np.bincount(y, minlength=3)
+    weights = {c: len(y) / (3 * counts[c]) for c in range(3)}
+    model = embedding_classifier(k=3)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=sparse_ce(), metrics=["accuracy"])
+    return fit_watched(model, x, y, epochs=5, class_weight=weights, validation_split=0.2)
+
+
+def _label_smoothing():
+    x, y, _ = token_data(n=384, k=4)
+    model = embedding_classifier(k=4)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1),
+        metrics=["categorical_accuracy"],
+    )
+    return fit_watched(model, x, keras.utils.to_categorical(y, 4), epochs=4, validation_split=0.2)
+
+
+def _steps_per_execution():
+    x, y, _ = token_data(n=384, k=4)
+    model = embedding_classifier(k=4)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss=sparse_ce(),
+        metrics=["accuracy"],
+        steps_per_execution=4,
+    )
+    return fit_watched(model, x, y, epochs=4, validation_split=0.2)
+
+
+def _dict_inputs_with_mask():
+    x, y, mask = token_data(n=384, k=4)
+    ids = keras.Input((x.shape[1],), dtype="int32", name="token_ids")
+    pad = keras.Input((x.shape[1],), dtype="int32", name="padding_mask")
+    h = keras.layers.Embedding(300, 16)(ids)
+    h = keras.layers.GlobalAveragePooling1D()(h, mask=keras.ops.cast(pad, "bool"))
+    model = keras.Model({"token_ids": ids, "padding_mask": pad}, keras.layers.Dense(4)(h))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=sparse_ce(), metrics=["accuracy"])
+    data = {"token_ids": x, "padding_mask": mask.astype("int32")}
+    return fit_watched(model, data, y, epochs=4, validation_split=0.2)
+
+
+HEALTHY = {
+    "bert-logits-from_logits": _logits_bert,
+    "softmax-from_logits-false": _softmax_from_probs,
+    "multilabel-sigmoid-bce": _multilabel_sigmoid,
+    "binary": _binary,
+    "imbalanced-class_weight": _imbalanced_with_class_weight,
+    "label-smoothing": _label_smoothing,
+    "steps_per_execution": _steps_per_execution,
+    "dict-inputs-mask": _dict_inputs_with_mask,
+}
+
+
+@pytest.mark.parametrize("name", list(HEALTHY))
+def test_healthy_run_raises_no_warning_or_error(name):
+    watch = HEALTHY[name]()
+    assert len(watch.history) > 0
+    assert recorded_alarms(watch) == []
+    assert not watch.run.meta["notes"], watch.run.meta["notes"]
