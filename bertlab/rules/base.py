@@ -52,7 +52,10 @@ class Context:
     data
         Summary of the training data (pre-flight check or the batches seen so far).
     meta
-        Trace-time facts (input names, label shape, output op...).
+        The run's metadata: trace-time facts ``inputs`` ({token_key, mask_key}),
+        ``label_shape``/``label_dtype`` (as traced, batch dim first), ``output_op`` (TF op that
+        produced the output, e.g. "Softmax"), ``output_shape``, ``sample_weight`` (True when
+        sample or class weights reach the loss), ``notes``.
     error
         Message of the exception ``fit`` raised, when diagnosing a failure.
     live

@@ -167,10 +167,23 @@ def model_facts(model: keras.Model) -> ModelFacts:
         if name.endswith("Backbone") or "TransformerEncoder" in name or "Bert" in name:
             if name not in facts.encoders:
                 facts.encoders.append(name)
+    facts.unk_token_id = _unk_token_id(model)
     facts.steps_per_execution = int(getattr(model, "steps_per_execution", 1) or 1)
     facts.run_eagerly = bool(getattr(model, "run_eagerly", False))
     facts.jit_compile = bool(getattr(model, "jit_compile", False))
     return facts
+
+
+def _unk_token_id(model: Any) -> int | None:
+    """The unknown token's id of a KerasHub model's own tokenizer, if it carries one."""
+    tokenizer = getattr(getattr(model, "preprocessor", None), "tokenizer", None)
+    oov = getattr(tokenizer, "oov_token", None)
+    if tokenizer is None or oov is None:
+        return None
+    try:
+        return int(tokenizer.token_to_id(oov))
+    except Exception:  # noqa: BLE001 - tokenizer without a vocabulary yet
+        return None
 
 
 def _metric_names(metrics: Any) -> list[str]:

@@ -74,6 +74,7 @@ class Instrument:
         self.notes: list[str] = []
         self.on_error: Callable[[BaseException], None] | None = None
         self._pending: dict[str, Any] | None = None
+        self._pending_weighted = False
         self._buffer: tf.Variable | None = None
         self._counter: tf.Variable | None = None
         self._val: tf.Variable | None = None
@@ -270,6 +271,7 @@ class Instrument:
             stats, desc = q.input_stats(x, self.facts.unk_token_id)
             vals.update(stats)
             self.trace_facts["inputs"] = desc
+        self._pending_weighted = p.get("sample_weight") is not None
         self._trace_output_facts(y_pred, y)
         row = q.assemble(vals, layout.channels())
         row = tf.concat([[tf.cast(self._counter, tf.float32)], row[1:]], axis=0)
@@ -286,6 +288,7 @@ class Instrument:
             op = getattr(y_pred, "op", None)
             self.trace_facts["output_op"] = getattr(op, "type", None)
             self.trace_facts["output_shape"] = y_pred.shape.as_list()
+        self.trace_facts["sample_weight"] = self._pending_weighted
         if y is not None:
             self.trace_facts["label_shape"] = y.shape.as_list()
             self.trace_facts["label_dtype"] = y.dtype.name
