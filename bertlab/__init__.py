@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from bertlab.findings import Finding
 from bertlab.guard import BertlabWarning
 from bertlab.run import Run
 from bertlab.runfile import RunFileError
 
 if TYPE_CHECKING:
     from bertlab.probes.keras import Watch
+    from bertlab.probes.keras.check import check
 
 __version__ = "0.1.0"
-__all__ = ["BertlabWarning", "Run", "RunFileError", "Watch", "load"]
+__all__ = ["BertlabWarning", "Finding", "Run", "RunFileError", "Watch", "check", "load"]
 
 
 def load(path) -> Run:
@@ -29,4 +31,8 @@ def __getattr__(name: str) -> Any:
         from bertlab.probes.keras import Watch
 
         return Watch
+    if name == "check":
+        from bertlab.probes.keras.check import check
+
+        return check
     raise AttributeError(f"module 'bertlab' has no attribute {name!r}")

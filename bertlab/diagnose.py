@@ -144,9 +144,12 @@ class Diagnoser:
             finding.status = "resolved"
 
     def _link_causes(self) -> None:
+        # A finding that is harmless in this run (e.g. a softmax that Keras on TensorFlow
+        # silently bypasses) is never named as the cause of a symptom.
+        candidates = {c for c, f in self.live.items() if not f.extra.get("not_a_cause")}
         for code, finding in self.live.items():
             causes = self.by_code[code].causes
-            finding.cause = next((c for c in causes if c in self.live), None)
+            finding.cause = next((c for c in causes if c in candidates), None)
 
     def _fault(self, rule: Rule, exc: Exception) -> None:
         text = f"rule {rule.code} failed: {type(exc).__name__}: {exc}"

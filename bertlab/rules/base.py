@@ -23,7 +23,11 @@ PHASES = ("preflight", "live", "epoch")
 
 @dataclass
 class Evidence:
-    """What a rule found: the evidence text and optional overrides of the rule's defaults."""
+    """What a rule found: the evidence text and optional overrides of the rule's defaults.
+
+    ``extra`` is kept on the finding; ``extra["not_a_cause"] = True`` marks a finding that is
+    harmless in this run, so the engine never names it as the cause of a symptom.
+    """
 
     text: str
     steps: tuple[int, int] | None = None

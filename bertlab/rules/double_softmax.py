@@ -24,6 +24,7 @@ def check(ctx: Context) -> Evidence | None:
             "(only a UserWarning), so the loss is right on this backend only",
             severity="warning",
             title="Softmax output with from_logits=True (works only by a TensorFlow shortcut)",
+            extra={"not_a_cause": True},
         )
     return Evidence(text + "; the loss applies softmax a second time", severity="error")
 

@@ -10,46 +10,66 @@ from bertlab.rules.base import Context, Evidence, Rule
 #: Steps the collapse must persist. The issue asks for detection within 20 steps of onset; a
 #: fresh classifier head often predicts one class for its first few steps, so fewer would cry wolf.
 WINDOW = 20
-#: Share of predictions on the top class that counts as "every prediction is the same class".
+#: A batch is collapsed when this share of its predictions is one class.
 COLLAPSE_SHARE = 0.95
-#: Labels must be mixed: the most common label below this share (else it is class-imbalance).
+#: Share of the window's mixed-label batches that must be collapsed.
+COLLAPSED_BATCHES = 0.9
+#: Labels must be mixed: the most common label of the window below this share (else a
+#: majority-class answer is class-imbalance, another finding).
 MAX_LABEL_SHARE = 0.8
 #: A model that still has information (loss clearly below the no-information level) is
-#: learning even if its argmax has not moved yet; only a loss near that level counts.
+#: learning even if its argmax has not moved yet; only a loss near or above it counts.
 LOSS_NEAR_CHANCE = 0.8
 
 
 def check(ctx: Context) -> Evidence | None:
+    """Fire when, batch after batch, all predictions are a single class while labels are mixed.
+
+    The class may change from batch to batch: a learning rate far too high keeps resetting the
+    model to a different constant answer, which is the same failure.
+    """
     layout = ctx.layout
     if layout is None or layout.task not in ("multiclass", "binary") or ctx.n_steps < WINDOW:
         return None
     n = ctx.n_steps
-    pred = ctx.col("pred_count").reshape(n, -1)[-WINDOW:]
-    true = ctx.col("label_count").reshape(n, -1)[-WINDOW:]
-    if np.isnan(pred).any() or pred.sum() <= 0:
+    pred = ctx.col("pred_count").reshape(n, -1)
+    true = ctx.col("label_count").reshape(n, -1)
+    if np.isnan(pred[-WINDOW:]).any():
         return None
-    total_pred, total_true = pred.sum(0), true.sum(0)
-    top = int(np.argmax(total_pred))
-    share = total_pred[top] / total_pred.sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pred_top = pred.max(1) / pred.sum(1)
+        true_top = true.max(1) / true.sum(1)
+    collapsed = pred_top >= COLLAPSE_SHARE
+    mixed = true_top < COLLAPSE_SHARE
+    win_c, win_m = collapsed[-WINDOW:], mixed[-WINDOW:]
+    if win_m.sum() < WINDOW // 2 or win_c[win_m].mean() < COLLAPSED_BATCHES:
+        return None
+    total_true = true[-WINDOW:].sum(0)
     label_share = total_true.max() / max(total_true.sum(), 1)
-    if share < COLLAPSE_SHARE or label_share > MAX_LABEL_SHARE or (total_true > 0).sum() < 2:
+    if label_share > MAX_LABEL_SHARE:
         return None
-    chance = chance_loss(true, layout.task, ctx.col("batch_size")[-WINDOW:])
+    chance = chance_loss(true[-WINDOW:], layout.task, ctx.col("batch_size")[-WINDOW:])
     loss = float(np.nanmean(ctx.col("loss")[-WINDOW:]))
     if chance is not None and np.isfinite(loss) and loss < LOSS_NEAR_CHANCE * chance:
         return None
-    # Find where the collapse began: the run of steps whose predictions are >= 95 % class `top`.
-    all_pred = ctx.col("pred_count").reshape(n, -1)
-    on_top = all_pred[:, top] >= COLLAPSE_SHARE * all_pred.sum(1)
-    start = n - int(np.argmin(on_top[::-1])) if not on_top.all() else 0
+    # Onset: the start of the trailing run of collapsed (or single-label) batches.
+    ok = collapsed | ~mixed
+    start = n - int(np.argmin(ok[::-1])) if not ok.all() else 0
     steps = ctx.step_range(min(start, n - WINDOW))
+    top_classes = np.argmax(pred[-WINDOW:], axis=1)[win_c]
+    values, counts = np.unique(top_classes, return_counts=True)
+    if len(values) == 1:
+        which = f"class {int(values[0])}"
+    else:
+        listed = ", ".join(str(int(v)) for v in values[np.argsort(-counts)][:4])
+        which = f"one class per batch, changing between batches (classes {listed}...)"
     n_classes = int((total_true > 0).sum())
     return Evidence(
-        f"steps {steps[0]}–{steps[1]}: {pct(share)} of predictions are class {top} while labels "
-        f"span {n_classes} classes (most common label {pct(label_share)}); loss {loss:.3g} "
-        + (f"vs no-information level {chance:.3g}" if chance is not None else ""),
+        f"steps {steps[0]}–{steps[1]}: in {pct(win_c[win_m].mean())} of batches ≥ 95 % of "
+        f"predictions are a single class ({which}) while labels span {n_classes} classes; "
+        f"loss {loss:.3g}" + (f" vs no-information level {chance:.3g}" if chance else ""),
         steps=steps,
-        extra={"class": top},
+        extra={"classes": [int(v) for v in values]},
     )
 
 

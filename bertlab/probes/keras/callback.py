@@ -21,10 +21,13 @@ from bertlab.validation import summarize
 
 _STEP, _EPOCH, _BATCH, _TIME = 0, 1, 2, 3  # leading scalar columns of a row (see layout.SCALARS)
 #: The in-graph ring of rows is read at least this often (seconds) during training.
-READ_EVERY_S = 0.1
-#: Live rules run at most this often (seconds), and at once when a loss turns non-finite, at
-#: every epoch end and at the end of training.
-EVALUATE_EVERY_S = 0.25
+READ_EVERY_S = 0.25
+#: Live rules run every MIN_EVAL_STEPS steps at least (a collapse is named within a few steps
+#: of the 20 it must last), less often only as far as needed to keep their measured cost under
+#: EVAL_BUDGET of the training time; at once when the loss turns non-finite; and at every
+#: epoch end and the end of training.
+MIN_EVAL_STEPS = 4
+EVAL_BUDGET = 0.02
 #: Steps the live rules look back over (the rows copied out of the store per evaluation).
 RULE_WINDOW = 1024
 _ALL_PHASES = ("preflight", "live", "epoch")
@@ -115,7 +118,9 @@ class Watch(keras.callbacks.Callback):
         self.verbose = (not _in_notebook()) if verbose is None else verbose
         self._diagnoser = Diagnoser(self.run, on_new=self._announce)
         self._facts: Any = None
-        self._last_eval = 0.0
+        self._eval_clock = 0.0
+        self._since_eval = 0
+        self._eval_every = MIN_EVAL_STEPS
         self._last_read = 0.0
         self._calls = 0
         self._spe = 1
@@ -198,6 +203,7 @@ class Watch(keras.callbacks.Callback):
             facts.unk_token_id = int(self.unk_token_id)
         self._facts = facts
         self._spe = facts.steps_per_execution
+        self._eval_clock = time.perf_counter()
         self.run.begin(facts)
         self._evaluate(("preflight", "live"))
         self._t0 = time.perf_counter()
@@ -224,17 +230,33 @@ class Watch(keras.callbacks.Callback):
     @_guarded("reading a training batch")
     def on_train_batch_end(self, batch, logs=None) -> None:
         # Keras has already turned logs into Python floats for batch-level callbacks, so a
-        # running-mean loss that is not finite flags a NaN batch at no cost: read at once then.
-        # Otherwise rows are read lazily (they wait in the in-graph ring), which keeps the
-        # per-batch cost of Watch to a few microseconds.
+        # running-mean loss that is not finite flags a NaN batch at no cost: look at once then.
+        # Otherwise rows wait in the in-graph ring and are read when the rules are due, when
+        # the ring is half full, or every READ_EVERY_S, which keeps the per-batch cost of Watch
+        # to a few microseconds.
         self._calls += 1
+        self._since_eval += max(1, self._spe)
         loss = (logs or {}).get("loss")
         urgent = isinstance(loss, float) and not math.isfinite(loss)
         inst = self._instrument
         ring = inst.capacity if inst is not None else 0
         full = self._calls * max(1, self._spe) * 2 >= ring
-        if urgent or full or time.perf_counter() - self._last_read >= READ_EVERY_S:
+        due = self._since_eval >= self._eval_every
+        if urgent or due or full or time.perf_counter() - self._last_read >= READ_EVERY_S:
             self._collect()
+        if urgent or due:
+            self._evaluate_live()
+
+    def _evaluate_live(self) -> None:
+        """Run the live rules and adapt their cadence to their measured cost."""
+        now = time.perf_counter()
+        step_time = (now - self._eval_clock) / max(1, self._since_eval)
+        self._evaluate(("preflight", "live"))
+        cost = time.perf_counter() - now
+        self._eval_clock = time.perf_counter()
+        self._since_eval = 0
+        needed = math.ceil(cost / (EVAL_BUDGET * step_time)) if step_time > 0 else 1
+        self._eval_every = max(MIN_EVAL_STEPS, needed)
 
     def _collect(self) -> None:
         self._calls = 0
@@ -266,15 +288,10 @@ class Watch(keras.callbacks.Callback):
         rows[:, _TIME] = time.perf_counter() - self._t0
         self._batch += n
         self.run.add_steps(rows)
-        now = time.perf_counter()
-        nonfinite = np.any(rows[:, self.run.store.slice("loss_nonfinite")] > 0)
-        if nonfinite or now - self._last_eval >= EVALUATE_EVERY_S:
-            self._evaluate(("preflight", "live"))
 
     def _evaluate(self, phases, error: str | None = None) -> None:
         if self._facts is None:
             return
-        self._last_eval = time.perf_counter()
         ctx = self._diagnoser.context(self._facts, error=error, window=RULE_WINDOW)
         self._diagnoser.evaluate(ctx, phases)
 

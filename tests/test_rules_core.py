@@ -1,0 +1,191 @@
+"""Real trainings where the core rules must fire (nan-loss, single-class, chance-loss,
+high-learning-rate, double-softmax, label-out-of-range), plus the engine's contract:
+causes first, withdrawal, exception notes, and ``bertlab.check`` before any training."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from training import (
+    bert_inputs,
+    codes,
+    embedding_classifier,
+    fit_watched,
+    sparse_ce,
+    tiny_bert,
+    token_data,
+)
+
+import bertlab
+from bertlab.diagnose import Diagnoser
+from bertlab.facts import ModelFacts
+from bertlab.layout import Layout
+from bertlab.rules.base import Context
+from bertlab.run import Run
+
+
+def _relu_classifier(k: int, activation=None):
+    keras.utils.set_random_seed(0)
+    return keras.Sequential(
+        [
+            keras.Input((16,), dtype="int32"),
+            keras.layers.Embedding(300, 32),
+            keras.layers.GlobalAveragePooling1D(),
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dense(k, activation=activation),
+        ]
+    )
+
+
+def test_forum_45_classes_softmax_from_logits_high_lr_predicts_one_class():
+    """Forum: 45 classes, Dense softmax + from_logits=True, a learning rate far too high:
+    every prediction is the same class and the loss sits at ln 45. A small ReLU encoder stands
+    in for the pretrained BERT (whose collapse at Adam 1e-3 the demo shows on the real model)."""
+    x, y, _ = token_data(n=45 * 12, k=45, seed=3)
+    model = _relu_classifier(45, activation="softmax")
+    model.compile(optimizer=keras.optimizers.Adam(0.2), loss=sparse_ce(from_logits=True))
+    seen_at = {}
+
+    def spy(batch, logs):
+        if "single-class" in codes(watch) and "step" not in seen_at:
+            seen_at["step"] = watch.run.steps
+
+    watch = bertlab.Watch(verbose=False)
+    model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=4,
+        shuffle=True,
+        verbose=0,
+        callbacks=[watch, keras.callbacks.LambdaCallback(on_train_batch_end=spy)],
+    )
+    found = {f.code: f for f in watch.findings}
+    assert "single-class" in found
+    f = found["single-class"]
+    assert f.severity == "error" and "single class" in f.evidence and "45 classes" in f.evidence
+    # On TensorFlow the softmax/from_logits pair is bypassed by Keras: a warning, not the cause.
+    assert found["double-softmax"].severity == "warning" and f.cause != "double-softmax"
+    # named within a few steps of the 20-step window after the collapse began
+    assert seen_at["step"] - f.steps[0] <= 20 + 8
+    h = watch.history
+    assert abs(h.loss.tail(20).mean() - np.log(45)) < 0.25 * np.log(45)
+
+
+def test_chance_loss_fires_when_labels_carry_no_signal_and_is_withdrawn_when_learning():
+    x, y, _ = token_data(n=640, k=4, learnable=False)  # labels independent of the text
+    model = embedding_classifier(k=4)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=sparse_ce())
+    watch = fit_watched(model, x, y, epochs=2, batch_size=16)
+    f = {f.code: f for f in watch.findings}["chance-loss"]
+    assert "ln 4" in f.evidence and f.steps[1] == watch.run.steps - 1
+
+    # The same Watch's findings go away once the model learns (a learnable task).
+    xl, yl, _ = token_data(n=640, k=4)
+    model.fit(xl, yl, batch_size=16, epochs=4, verbose=0, callbacks=[watch])
+    assert "chance-loss" not in codes(watch)
+    resolved = [d for d in watch.run.findings if d["code"] == "chance-loss"]
+    assert resolved and resolved[0]["status"] == "resolved"
+
+
+def test_nan_loss_is_named_on_the_step_it_happens_with_the_first_bad_quantity():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 8)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")
+    x[100, 3] = np.nan  # batch 3 (batch size 32, no shuffling)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(2)])
+    model.compile(optimizer="adam", loss=sparse_ce())
+    named_at = []
+
+    def spy(batch, logs):
+        if "nan-loss" in codes(watch) and not named_at:
+            named_at.append(batch)
+
+    watch = bertlab.Watch(verbose=False)
+    model.fit(
+        x,
+        y,
+        batch_size=32,
+        epochs=1,
+        shuffle=False,
+        verbose=0,
+        callbacks=[watch, keras.callbacks.LambdaCallback(on_train_batch_end=spy)],
+    )
+    f = {f.code: f for f in watch.findings}["nan-loss"]
+    assert named_at == [3] and f.steps[0] == 3
+    assert "inputs contain NaN" in f.evidence
+
+
+def test_label_out_of_range_is_attached_to_the_exception_fit_raises():
+    """Labels made by a TextVectorization-like lookup (2..6) for a 5-way softmax."""
+    x, y, _ = token_data(n=128, k=5)
+    y = y + 2
+    model = embedding_classifier(k=5)
+    model.compile(optimizer="adam", loss=sparse_ce())
+    watch = bertlab.Watch(verbose=False)
+    with pytest.raises(Exception, match="valid range") as info:
+        model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[watch])
+    notes = getattr(info.value, "__notes__", [])
+    assert any(n.startswith("bertlab: [label-out-of-range]") for n in notes), notes
+    f = {f.code: f for f in watch.findings}["label-out-of-range"]
+    assert "TextVectorization" in f.evidence and "0..4" in f.evidence
+
+
+def test_check_finds_setup_errors_before_training():
+    x, y, _ = token_data(n=64, k=5)
+    model = embedding_classifier(k=5, activation="softmax")
+    model.compile(optimizer="adam", loss=sparse_ce(from_logits=True))
+    weights = [w.copy() for w in model.get_weights()]
+    found = {f.code: f for f in bertlab.check(model, x, y + 2)}
+    assert found["label-out-of-range"].severity == "error"
+    assert found["double-softmax"].code == "double-softmax"
+    order = [f.code for f in bertlab.check(model, x, y + 2)]
+    assert order.index("double-softmax") < order.index("label-out-of-range")  # rank order
+    for a, b in zip(weights, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)  # nothing trained
+    uncompiled = embedding_classifier(k=5)
+    with pytest.raises(ValueError, match="compile"):
+        bertlab.check(uncompiled, x, y)
+
+
+def test_high_learning_rate_on_an_encoder_is_info_alone():
+    x, y, mask = token_data(n=160, k=4)
+    model = tiny_bert(k=4)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=sparse_ce())
+    watch = fit_watched(model, bert_inputs(x, mask), y, epochs=1, batch_size=16)
+    f = {f.code: f for f in watch.findings}["high-learning-rate"]
+    assert f.severity == "info" and "0.01" in f.evidence and "BertBackbone" in f.evidence
+
+
+def test_engine_orders_cause_first_links_symptom_and_withdraws():
+    """Engine contract with the real high-learning-rate rule and a symptom that we switch."""
+    from bertlab.rules import high_learning_rate
+    from bertlab.rules.base import Evidence, Rule
+
+    collapsed = {"now": True}
+    symptom = Rule(
+        check=lambda ctx: Evidence("every batch one class") if collapsed["now"] else None,
+        code="single-class",
+        severity="error",
+        phase="live",
+        title="t",
+        explanation="x",
+        fix="f",
+        rank=60,
+        causes=("high-learning-rate",),
+    )
+    diag = Diagnoser(Run(), rules=[symptom, high_learning_rate.RULE])
+    facts = ModelFacts(encoders=["BertBackbone"], learning_rate=1e-3)
+    ctx = Context(facts=facts, layout=Layout("multiclass", 4))
+    diag.evaluate(ctx, ("live",))
+    ordered = diag.findings
+    assert [f.code for f in ordered] == ["high-learning-rate", "single-class"]
+    assert ordered[0].severity == "warning" and ordered[1].cause == "high-learning-rate"
+
+    collapsed["now"] = False  # the model recovered
+    diag.evaluate(Context(facts=facts, layout=Layout("multiclass", 4)), ("live",))
+    assert [(f.code, f.severity) for f in diag.findings] == [("high-learning-rate", "info")]
+    record = {d["code"]: d["status"] for d in diag.run.findings}
+    assert record == {"high-learning-rate": "live", "single-class": "resolved"}
