@@ -260,7 +260,9 @@ class Instrument:
             paths = p["vars"] or []
             groups = [index.get(_group(path), 0) for path in paths]
             if len(groups) == len(p["grads"]):
-                vals.update(q.gradient_stats(p["grads"], groups, max(1, len(layout.layers))))
+                n_groups = max(1, len(layout.layers))
+                xla = bool(self.facts.jit_compile)
+                vals.update(q.gradient_stats(p["grads"], groups, n_groups, xla))
             vals["lr"] = p["lr"]
         if y_pred is not None:
             vals.update(q.output_stats(y_pred, layout))

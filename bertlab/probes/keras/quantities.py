@@ -12,6 +12,7 @@ vocabulary of :mod:`bertlab.layout`; :func:`assemble` packs them into one row.
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from bertlab.layout import Layout
@@ -28,17 +29,22 @@ def _count(mask: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(_f(mask))
 
 
-def squared_norm(grad) -> tf.Tensor:
+def squared_norm(grad, xla: bool = False) -> tf.Tensor:
     """Squared L2 norm of one gradient, dense or ``tf.IndexedSlices``.
 
     An embedding's gradient arrives as IndexedSlices whose rows may repeat (a token seen twice in
     the batch). The dense gradient sums repeated rows, so its norm is *not* the norm of the
-    values. Summing duplicates via a sort + segment sum costs O(lookups x dim) and never builds
-    the (vocab x dim) dense table.
+    values. Duplicates are summed first (``tf.unique``, O(lookups); under XLA, which has no
+    ``Unique`` kernel, a sort + segment sum), in O(lookups x dim): the (vocab x dim) dense table
+    is never built.
     """
     if isinstance(grad, tf.IndexedSlices):
         values = _f(grad.values)
         idx = tf.reshape(grad.indices, [-1])
+        if not xla:
+            unique, position = tf.unique(idx)
+            summed = tf.math.unsorted_segment_sum(values, position, tf.shape(unique)[0])
+            return tf.reduce_sum(tf.square(summed))
         n = tf.shape(idx)[0]
         order = tf.argsort(idx, stable=True)
         sorted_idx = tf.gather(idx, order)
@@ -53,7 +59,9 @@ def _neq(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.not_equal(a, b), tf.int32)
 
 
-def gradient_stats(grads, groups: list[int], n_groups: int) -> dict[str, tf.Tensor]:
+def gradient_stats(
+    grads, groups: list[int], n_groups: int, xla: bool = False
+) -> dict[str, tf.Tensor]:
     """Global and per-group gradient norms and counts of zero/missing/non-finite gradients.
 
     ``groups[i]`` is the group (layer) index of the i-th variable. A gradient whose squared norm
@@ -64,7 +72,7 @@ def gradient_stats(grads, groups: list[int], n_groups: int) -> dict[str, tf.Tens
     if not present:
         nan = tf.constant(float("nan"), F32)
         return {"grad_norm": nan, "grad_missing": tf.constant(missing, F32)}
-    sq = tf.stack([squared_norm(g) for g, _ in present])
+    sq = tf.stack([squared_norm(g, xla) for g, _ in present])
     group_ids = tf.constant([gi for _, gi in present], tf.int32)
     per_group = tf.math.unsorted_segment_sum(sq, group_ids, n_groups)
     return {
@@ -124,10 +132,10 @@ def label_matrix(y: tf.Tensor, layout: Layout) -> tuple[tf.Tensor, dict[str, tf.
         "label_max": tf.reduce_max(y),
         "label_nonint": _count(tf.not_equal(y, tf.round(y))),
     }
-    binary01 = tf.reduce_all(tf.logical_or(tf.equal(y, 0.0), tf.equal(y, 1.0)), axis=1)
-    row_sum = tf.reduce_sum(y, axis=1)
     sparse = y.shape[-1] == 1 and k > 1
     if not sparse:
+        binary01 = tf.reduce_all(tf.logical_or(tf.equal(y, 0.0), tf.equal(y, 1.0)), axis=1)
+        row_sum = tf.reduce_sum(y, axis=1)
         facts["label_onehot_share"] = tf.reduce_mean(_f(binary01 & tf.equal(row_sum, 1.0)))
         facts["label_multihot_share"] = tf.reduce_mean(_f(binary01 & (row_sum > 1.0)))
     if layout.task == "multiclass":
@@ -254,14 +262,32 @@ def input_stats(x, unk_id: int | None = None) -> tuple[dict[str, tf.Tensor], dic
 
 
 def assemble(values: dict[str, tf.Tensor], channels: list[tuple[str, int]]) -> tf.Tensor:
-    """Pack named values into one float32 row in channel order; absent channels are NaN."""
-    parts = []
+    """Pack named values into one float32 row in channel order; absent channels are NaN.
+
+    Scalars are packed with one ``stack`` per run of scalar channels: the whole row costs a
+    handful of ops, which matters for models whose step takes a few milliseconds.
+    """
+    parts: list[tf.Tensor] = []
+    scalars: list[tf.Tensor] = []
     for name, width in channels:
         v = values.get(name)
         # Only a statically known, matching size is packed: a reshape that could fail at run
         # time must never enter the training step.
-        if v is None or v.shape.num_elements() != width:
-            parts.append(tf.fill([width], float("nan")))
-        else:
+        ok = v is not None and v.shape.num_elements() == width
+        if width == 1:
+            if not ok:
+                scalars.append(tf.constant(float("nan"), F32))
+            else:
+                v = _f(v)
+                scalars.append(v if v.shape.rank == 0 else tf.reshape(v, []))
+            continue
+        if scalars:
+            parts.append(tf.stack(scalars))
+            scalars = []
+        if ok:
             parts.append(tf.reshape(_f(v), [width]))
-    return tf.concat(parts, axis=0)
+        else:
+            parts.append(tf.constant(np.full(width, np.nan, np.float32)))
+    if scalars:
+        parts.append(tf.stack(scalars))
+    return tf.concat(parts, axis=0) if len(parts) > 1 else parts[0]
