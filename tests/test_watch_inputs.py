@@ -173,3 +173,32 @@ def test_xla_compiled_step_with_steps_per_execution():
     hist = h[[c for c in h.columns if c.startswith("out_hist")]].sum(1)
     assert (hist == h.batch_size * 4).all()
     assert watch.epochs.val_confusion.iloc[0].sum() == 32
+
+
+def test_custom_train_step_without_compute_loss_records_gradients_and_says_why():
+    import tensorflow as tf
+
+    class Custom(keras.Model):
+        def train_step(self, data):
+            x, y = data
+            with tf.GradientTape() as tape:
+                logits = self(x, training=True)
+                loss = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+                loss = tf.reduce_mean(loss)
+            grads = tape.gradient(loss, self.trainable_variables)
+            self.optimizer.apply_gradients(zip(grads, self.trainable_variables, strict=True))
+            return {"loss": loss}
+
+    inputs = keras.Input((SEQ,), dtype="int32")
+    h = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(VOCAB, 8)(inputs))
+    model = Custom(inputs, keras.layers.Dense(4)(h))
+    model.compile(optimizer="adam", loss=_sparse_loss())
+    x, y, _ = token_data(n=96, k=4)
+    watch = bertlab.Watch()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(x, y, batch_size=32, epochs=1, callbacks=[watch], verbose=0)
+    ours = [str(w.message) for w in caught if issubclass(w.category, bertlab.BertlabWarning)]
+    assert len(ours) == 1 and "compute_loss" in ours[0]
+    h = watch.history
+    assert len(h) == 3 and h.grad_norm.notna().all() and h.loss.isna().all()
