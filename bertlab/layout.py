@@ -223,16 +223,20 @@ def choose_task(loss: str | None, n_outputs: int) -> str:
 
 
 def choose_prob_mode(task: str, from_logits: bool | None, output_activation: str | None) -> str:
-    """How the loss turns outputs into probabilities (see ``Layout.prob_mode``).
+    """How to read the outputs as probabilities (see ``Layout.prob_mode``).
 
-    ``from_logits`` unknown (a user loss) falls back to the output activation.
+    Outputs that end in softmax/sigmoid already are probabilities, whatever the loss claims
+    (with ``from_logits=True`` Keras on TensorFlow even feeds the loss the pre-activation
+    logits, whose softmax/sigmoid is exactly these outputs); thresholding them as logits would
+    count every row as positive. Otherwise ``from_logits`` decides; unknown (a user loss) means
+    logits.
     """
     if task == "regression":
         return "none"
+    if output_activation in ("softmax", "sigmoid"):
+        return "identity"
     squash = "softmax" if task == "multiclass" else "sigmoid"
-    if from_logits is None:
-        return "identity" if output_activation in ("softmax", "sigmoid") else squash
-    return squash if from_logits else "identity"
+    return "identity" if from_logits is False else squash
 
 
 def val_channels(layout: Layout) -> list[tuple[str, int]]:

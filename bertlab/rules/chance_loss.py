@@ -53,6 +53,8 @@ RULE = Rule(
     rank=70,
     causes=(
         "double-softmax",
+        "double-sigmoid",
+        "multilabel-softmax",
         "logits-as-probabilities",
         "loss-activation-mismatch",
         "label-format-mismatch",

@@ -82,6 +82,8 @@ RULE = Rule(
     rank=60,
     causes=(
         "double-softmax",
+        "double-sigmoid",
+        "multilabel-softmax",
         "logits-as-probabilities",
         "loss-activation-mismatch",
         "label-format-mismatch",

@@ -267,6 +267,9 @@ class Watch(keras.callbacks.Callback):
         rows = inst.read_rows()
         for text in inst.notes:
             self._say(text)
+        # Trace facts first: when fit fails on its first step there is no row, but the rules
+        # explaining the failure still need the traced label/output shapes.
+        self.run.meta.update(inst.trace_facts)
         if rows is None:
             return
         if inst.layout is not None and not self.run.set_layout(inst.layout):
@@ -280,7 +283,6 @@ class Watch(keras.callbacks.Callback):
             self._say(
                 "the loss and output look like a regression: class histograms are not recorded"
             )
-        self.run.meta.update(inst.trace_facts)
         n = len(rows)
         rows[:, _STEP] = self.run.steps + np.arange(n)
         rows[:, _EPOCH] = self._epoch
