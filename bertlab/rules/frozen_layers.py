@@ -1,0 +1,74 @@
+"""frozen-layers: most of the model's parameters do not train (a frozen encoder)."""
+
+from __future__ import annotations
+
+from bertlab.rules.base import Context, Evidence, Rule
+
+#: Fewer than half of the parameters train: the bulk of the model is frozen (feature
+#: extraction, adapters/LoRA, or a `trainable = False` left on). Common partial freezes, such as
+#: BERT's embeddings (about a fifth of BERT-base), stay below the radar.
+FROZEN_SHARE = 0.5
+#: Stalls a frozen model explains; with one of them live the rule becomes a warning.
+SYMPTOMS = ("chance-loss", "stagnant-loss", "single-class", "multilabel-collapse")
+TITLE = "Most of the model is frozen"
+
+
+def _frozen_part(ctx: Context) -> str:
+    """What is frozen, and which layers train when they are few (the gradient groups)."""
+    layers = ctx.layout.layers if ctx.layout is not None else ()
+    if not layers or len(layers) > 4:
+        return "the rest is frozen"  # many training layers: adapters/LoRA or partial freezing
+    encoder = "the encoder is frozen" if ctx.facts.encoders else "the rest is frozen"
+    return f"{encoder}; only {', '.join(layers)} train"
+
+
+def check(ctx: Context) -> Evidence | None:
+    f = ctx.facts
+    total, trainable = f.params_total, f.params_trainable
+    if not total or trainable is None:
+        return None
+    if trainable == 0:
+        return Evidence(
+            f"0 of {total:,} parameters are trainable: fit updates nothing",
+            severity="error",
+            title="Nothing trains: every layer is frozen",
+        )
+    share = trainable / total
+    if share >= FROZEN_SHARE:
+        return None
+    text = f"only {share:.1%} of parameters train ({trainable:,} of {total:,}): {_frozen_part(ctx)}"
+    symptoms = [code for code in SYMPTOMS if code in ctx.live]
+    if symptoms:
+        return Evidence(
+            text + f"; the model is stuck ({', '.join(symptoms)})",
+            severity="warning",
+            title="Most of the model is frozen and the rest cannot learn the task alone",
+        )
+    return Evidence(text, severity="info", title=TITLE)
+
+
+RULE = Rule(
+    check=check,
+    code="frozen-layers",
+    severity="info",
+    phase="live",
+    panel="gradients",
+    rank=32,
+    title=TITLE,
+    explanation=(
+        "Layers with trainable=False keep their weights: only the rest learns. Training just a "
+        "small head on a frozen pretrained encoder (feature extraction) works when the encoder's "
+        "features already separate the classes, but it is much weaker than fine-tuning, and on "
+        "a randomly initialised or mismatched encoder the head has nothing useful to learn from, "
+        "so the loss stays near the no-information level. A frozen model is often a leftover "
+        "`trainable = False` from an earlier stage, or a freeze applied after `compile`."
+    ),
+    fix=(
+        "Unfreeze the encoder and fine-tune it with a small learning rate, then recompile "
+        "(trainable changes take effect at compile):\n"
+        "  model.backbone.trainable = True  # or set it on the layers you froze\n"
+        "  model.compile(optimizer=keras.optimizers.Adam(2e-5), loss=..., metrics=[...])\n"
+        "If the freeze is intended, train the head first with a higher learning rate, or "
+        "unfreeze the top encoder layers only."
+    ),
+)
