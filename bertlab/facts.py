@@ -46,6 +46,12 @@ class ModelFacts:
         The metric names as passed to ``compile`` (strings as given; objects by name).
     embeddings
         ``[(layer path, vocabulary size)]`` of embedding layers (token-id range checks).
+    masked_embeddings
+        Paths of embeddings with ``mask_zero=True``: they pass a padding mask downstream
+        implicitly, so no mask input is needed.
+    lookup_layers
+        Class names of layers that remap ids before an embedding (Hashing, IntegerLookup,
+        StringLookup, TextVectorization): then raw input ids are not embedding rows.
     encoders
         Class names of pretrained-encoder building blocks found in the model (KerasHub
         backbones, transformer layers), evidence that this is a fine-tune of a transformer.
@@ -73,6 +79,8 @@ class ModelFacts:
     params_trainable: int | None = None
     metrics: list[str] = field(default_factory=list)
     embeddings: list[tuple[str, int]] = field(default_factory=list)
+    masked_embeddings: list[str] = field(default_factory=list)
+    lookup_layers: list[str] = field(default_factory=list)
     encoders: list[str] = field(default_factory=list)
     unk_token_id: int | None = None
     steps_per_execution: int = 1

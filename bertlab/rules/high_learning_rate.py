@@ -32,7 +32,9 @@ def check(ctx: Context) -> Evidence | None:
     if lr is None or lr <= HIGH_LR:
         return None
     encoder = ", ".join(f.encoders[:2])
-    symptoms = [code for code in SYMPTOMS if code in ctx.live]
+    # A frozen encoder cannot be wrecked by its learning rate: its stall has another cause.
+    frozen = "frozen-layers" in ctx.live
+    symptoms = [] if frozen else [code for code in SYMPTOMS if code in ctx.live]
     text = f"learning rate {lr:.2g} while fine-tuning {encoder}; usual range 1e-5–1e-4"
     if symptoms:
         return Evidence(

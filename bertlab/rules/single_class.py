@@ -84,6 +84,7 @@ RULE = Rule(
         "double-softmax",
         "double-sigmoid",
         "multilabel-softmax",
+        "high-unk-rate",
         "logits-as-probabilities",
         "loss-activation-mismatch",
         "label-format-mismatch",

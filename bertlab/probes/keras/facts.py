@@ -160,9 +160,19 @@ def model_facts(model: keras.Model) -> ModelFacts:
     except (ValueError, AttributeError):
         pass
     facts.metrics = _metric_names(config.get("metrics"))
+    lookups = (
+        keras.layers.Hashing,
+        keras.layers.IntegerLookup,
+        keras.layers.StringLookup,
+        keras.layers.TextVectorization,
+    )
     for layer in layers:
         if isinstance(layer, keras.layers.Embedding):
             facts.embeddings.append((layer.path, int(layer.input_dim)))
+            if getattr(layer, "mask_zero", False):
+                facts.masked_embeddings.append(layer.path)
+        if isinstance(layer, lookups):
+            facts.lookup_layers.append(type(layer).__name__)
         name = type(layer).__name__
         if name.endswith("Backbone") or "TransformerEncoder" in name or "Bert" in name:
             if name not in facts.encoders:
