@@ -1,0 +1,113 @@
+"""Helpers shared by the training-dynamics rules (loss curves and gradient norms; pure numpy)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bertlab.rules._stats import binary_entropy, chance_loss
+from bertlab.rules.base import Context
+
+
+def rolling_median(x: np.ndarray, width: int) -> np.ndarray:
+    """Median of every run of ``width`` consecutive values (``len(x) - width + 1`` of them).
+
+    A median of a few steps keeps the level of a curve and drops single-batch outliers (a
+    batch of hard examples), which a mean would smear over the neighbouring steps.
+    """
+    x = np.asarray(x, dtype=float)
+    if len(x) < width:
+        return np.empty(0)
+    return np.median(np.lib.stride_tricks.sliding_window_view(x, width), axis=1)
+
+
+def finite_loss(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
+    """The finite batch losses of the window and their window positions."""
+    loss = ctx.col("loss")
+    pos = np.flatnonzero(np.isfinite(loss))
+    return loss[pos], pos
+
+
+def chance(ctx: Context, last: int | None = None, exact: bool = True) -> float | None:
+    """No-information loss of the labels seen in the last ``last`` steps (all if None).
+
+    ``None`` for regression, when no labels were recorded, when the loss is not a plain
+    cross-entropy (the chance level of a hinge, MSE or focal loss is not the label entropy), or,
+    if ``exact``, when sample/class weights reach the loss (the weighted loss of a constant
+    guess differs; ``exact=False`` still gives the unweighted level as a rough scale).
+    """
+    layout = ctx.layout
+    if layout is None or layout.task == "regression" or ctx.n_steps == 0:
+        return None
+    if exact and ctx.meta.get("sample_weight") is True:
+        return None
+    name = (ctx.facts.loss or "crossentropy").lower()
+    if "crossentropy" not in name or "focal" in name:
+        return None
+    labels = ctx.col("label_count").reshape(ctx.n_steps, -1)
+    sizes = ctx.col("batch_size")
+    if last is not None:
+        labels, sizes = labels[-last:], sizes[-last:]
+    level = chance_loss(labels, layout.task, sizes)
+    return level if level is not None and level > 0 else None
+
+
+def smoothing_floor(ctx: Context) -> float:
+    """Lowest loss reachable with the loss's label smoothing (0 without smoothing).
+
+    Smoothed targets are never one-hot, so even a perfect model keeps their entropy as loss:
+    K classes, smoothing e: target 1 - e + e/K on the true class and e/K on the others; binary
+    targets become e/2 and 1 - e/2.
+    """
+    eps = float(ctx.facts.label_smoothing or 0.0)
+    layout = ctx.layout
+    if eps <= 0 or layout is None:
+        return 0.0
+    if layout.task == "multiclass" and layout.n_outputs > 1:
+        k = layout.n_outputs
+        q = np.array([1 - eps + eps / k] + [eps / k] * (k - 1))
+        return float(-(q * np.log(q)).sum())
+    return float(binary_entropy(np.array(eps / 2)))
+
+
+def layer_norms(ctx: Context) -> np.ndarray:
+    """Per-layer gradient norms as (steps, layers); (steps, 0) when not recorded."""
+    layout = ctx.layout
+    width = len(layout.layers) if layout is not None else 0
+    col = ctx.col("grad_layer_norm")
+    if width == 0 or col.size == 0:
+        return np.empty((ctx.n_steps, 0))
+    return col.reshape(len(col), width)
+
+
+def layer_name(ctx: Context, i: int) -> str:
+    """Name of gradient group ``i`` (its layer path)."""
+    layers = ctx.layout.layers if ctx.layout is not None else ()
+    return layers[i] if 0 <= i < len(layers) else f"layer {i}"
+
+
+def names(items: list[str], most: int = 4) -> str:
+    """A short comma-separated list: the first ``most`` items and how many more."""
+    head = ", ".join(items[:most])
+    return head + (f" and {len(items) - most} more" if len(items) > most else "")
+
+
+def rel_slope(y: np.ndarray) -> float:
+    """Least-squares change of ``y`` over its whole span, relative to its mean level.
+
+    -0.1 means the fitted line falls by 10 % of the level from the first to the last value.
+    """
+    return rel_trend(y)[0]
+
+
+def rel_trend(y: np.ndarray) -> tuple[float, float]:
+    """``rel_slope`` of ``y`` and its standard error (how far batch noise can move it)."""
+    y = np.asarray(y, dtype=float)
+    level = abs(float(np.mean(y))) if len(y) else 0.0
+    if len(y) < 3 or level <= 0:
+        return 0.0, float("inf")
+    t = np.arange(len(y), dtype=float)
+    slope, intercept = np.polyfit(t, y, 1)
+    resid = y - (slope * t + intercept)
+    se = np.sqrt(np.sum(resid**2) / (len(y) - 2) / np.sum((t - t.mean()) ** 2))
+    span = (len(y) - 1) / level
+    return float(slope * span), float(se * span)

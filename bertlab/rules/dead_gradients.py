@@ -1,0 +1,98 @@
+"""dead-gradients: trainable layers whose gradient is exactly zero (or missing) step after step."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bertlab.rules._dynamics import layer_name, layer_norms, names
+from bertlab.rules.base import Context, Evidence, Rule
+
+#: A layer is dead when its gradient norm is exactly 0 in each of the latest WINDOW steps. One
+#: step of zeros happens (a layer behind a zero-initialised one, the very first update); a
+#: healthy layer never gets *exactly* zero for 20 batches running: even BERT's attention
+#: query/key, the smallest gradients of a fresh tiny BERT, stay around 1e-4.
+WINDOW = 20
+
+
+def _count(ctx: Context, name: str) -> int:
+    """Largest recorded value of a per-step count over the window (0 when not recorded)."""
+    col = ctx.col(name)[-WINDOW:]
+    col = col[np.isfinite(col)]
+    return int(col.max()) if len(col) else 0
+
+
+def _no_gradient_at_all(ctx: Context) -> Evidence | None:
+    """Every variable's gradient is None: the loss does not depend on any trainable weight."""
+    missing = ctx.col("grad_missing")[-WINDOW:]
+    norm = ctx.col("grad_norm")[-WINDOW:]
+    loss = ctx.col("loss")[-WINDOW:]
+    if not (np.all(missing > 0) and np.all(np.isnan(norm)) and np.all(np.isfinite(loss))):
+        return None
+    steps = ctx.step_range(ctx.n_steps - len(norm))
+    return Evidence(
+        f"steps {steps[0]}–{steps[1]}: none of the {int(missing[-1])} trainable variables got a "
+        "gradient: the loss does not depend on any of them",
+        steps=steps,
+        severity="error",
+        title="No gradient reaches any trainable weight",
+    )
+
+
+def check(ctx: Context) -> Evidence | None:
+    if ctx.n_steps < WINDOW:
+        return None
+    norms = layer_norms(ctx)[-WINDOW:]
+    if norms.shape[1] == 0 or np.isnan(norms).all():
+        return _no_gradient_at_all(ctx)
+    dead = np.all(norms == 0, axis=0)  # NaN (not recorded) never counts as zero
+    if not dead.any():
+        return None
+    idx = [int(i) for i in np.flatnonzero(dead)]
+    layers = [layer_name(ctx, i) for i in idx]
+    # Where the dead stretch began: the last step at which one of these layers still moved.
+    alive = np.any(layer_norms(ctx)[:, idx] != 0, axis=1)
+    start = int(np.flatnonzero(alive)[-1]) + 1 if alive.any() else 0
+    steps = ctx.step_range(start)
+    missing, zero = _count(ctx, "grad_missing"), _count(ctx, "grad_zero")
+    how = []
+    if missing:
+        how.append(f"{missing} variables get no gradient at all: not connected to the loss")
+    if zero:
+        how.append(f"{zero} variables get an all-zero gradient")
+    every = len(idx) == norms.shape[1]
+    return Evidence(
+        f"steps {steps[0]}–{steps[1]}: {len(idx)} of {norms.shape[1]} trainable layers got "
+        f"exactly zero gradient in every step: {names(layers)}"
+        + (f"; {'; '.join(how)}" if how else ""),
+        steps=steps,
+        severity="error" if every else None,
+        title="No gradient reaches any trainable weight" if every else None,
+        extra={"layers": layers},
+    )
+
+
+RULE = Rule(
+    check=check,
+    code="dead-gradients",
+    severity="warning",
+    phase="live",
+    panel="gradients",
+    rank=34,
+    causes=("saturated-logits", "logits-as-probabilities", "high-learning-rate"),
+    title="Trainable layers get no gradient",
+    explanation=(
+        "These weights are trainable but their gradient is exactly zero, so they never change. "
+        "Either they are not on the path from the inputs to the loss (a branch whose output is "
+        "computed but not used, an output without a loss, a stop_gradient), or every unit "
+        "behind them is switched off: a ReLU layer whose inputs went negative for all examples "
+        "('dead ReLU', often after a too-large update) passes no gradient back. Outputs "
+        "saturated beyond the loss's clipping also give exactly zero."
+    ),
+    fix=(
+        "If the layers should learn, connect their output to what the loss sees (return it, or "
+        "add its output to the model's outputs with a loss). If they are meant to be unused, "
+        "remove them or freeze them: `layer.trainable = False`. For dead ReLUs lower the "
+        "learning rate and use `activation='gelu'` or `keras.layers.LeakyReLU()`, with "
+        "`kernel_initializer='he_normal'`."
+    ),
+)
