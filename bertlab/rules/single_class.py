@@ -49,7 +49,9 @@ def check(ctx: Context) -> Evidence | None:
     if label_share > MAX_LABEL_SHARE:
         return None
     chance = chance_loss(true[-WINDOW:], layout.task, ctx.col("batch_size")[-WINDOW:])
-    loss = float(np.nanmean(ctx.col("loss")[-WINDOW:]))
+    window_loss = ctx.col("loss")[-WINDOW:]
+    finite = window_loss[np.isfinite(window_loss)]
+    loss = float(finite.mean()) if len(finite) else float("nan")
     if chance is not None and np.isfinite(loss) and loss < LOSS_NEAR_CHANCE * chance:
         return None
     # Onset: the start of the trailing run of collapsed (or single-label) batches.
@@ -92,6 +94,7 @@ RULE = Rule(
         "frozen-layers",
         "unshuffled-batches",
         "dead-gradients",
+        "vanishing-gradients",
     ),
     title="Every prediction is the same class",
     explanation=(
