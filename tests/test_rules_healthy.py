@@ -113,7 +113,31 @@ def _dict_inputs_with_mask():
     return fit_watched(model, data, y, epochs=4, validation_split=0.2)
 
 
+def _demo_like_bert():
+    """The main job's setup: a from-scratch 2-layer BERT whose head needs ~30 steps to break
+    symmetry (it predicts one class, loss at chance, then learns): no alarm may fire."""
+    import keras_hub
+
+    from bertlab.cli import _demo_data
+
+    x, mask, y = _demo_data(640, 4, 64, 1000, seed=0)
+    keras.utils.set_random_seed(0)
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=1000,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=64,
+        intermediate_dim=128,
+        max_sequence_length=64,
+    )
+    model = keras_hub.models.BertTextClassifier(backbone, num_classes=4, preprocessor=None)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), metrics=["accuracy"])
+    data = {"token_ids": x, "padding_mask": mask, "segment_ids": np.zeros_like(x)}
+    return fit_watched(model, data, y, epochs=3, batch_size=16, validation_split=0.2)
+
+
 HEALTHY = {
+    "demo-from-scratch-bert": _demo_like_bert,
     "bert-logits-from_logits": _logits_bert,
     "softmax-from_logits-false": _softmax_from_probs,
     "multilabel-sigmoid-bce": _multilabel_sigmoid,
