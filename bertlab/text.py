@@ -74,6 +74,11 @@ def summary(run: Run, window: int = 20) -> str:
         lines.append("  validation confusion (rows = true class, columns = predicted):")
         for i, row in enumerate(np.asarray(last["val_confusion"])):
             lines.append(f"    {i:>3} " + " ".join(f"{int(v):5d}" for v in row))
+    live = [f for f in run.findings if f.get("status") == "live"]
+    lines.append(f"  findings: {len(live)}" + ("" if live else " (none)"))
+    for f in live:
+        cause = f" (caused by {f['cause']})" if f.get("cause") else ""
+        lines.append(f"    [{f['severity']}] {f['code']}: {f['title']}{cause}")
     for note in run.meta.get("notes", []):
         lines.append(f"  note: {note}")
     return "\n".join(lines)

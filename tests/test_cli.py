@@ -25,6 +25,7 @@ def test_demo_prints_what_it_recorded_and_saves_a_run(tmp_path):
     assert "bertlab run: 16 steps, 2 epochs" in out.stdout
     assert "validation confusion" in out.stdout
     assert "predicted share per class" in out.stdout
+    assert "findings:" in out.stdout and "[error]" not in out.stdout  # a healthy run
     saved = tmp_path / "runs" / "demo.bertlab"
     run = bertlab.load(saved)
     assert len(run.history) == 16 and list(run.epochs.epoch) == [0, 1]
