@@ -74,7 +74,6 @@ class Instrument:
         self.notes: list[str] = []
         self.on_error: Callable[[BaseException], None] | None = None
         self._pending: dict[str, Any] | None = None
-        self._pending_weighted = False
         self._buffer: tf.Variable | None = None
         self._counter: tf.Variable | None = None
         self._val: tf.Variable | None = None
@@ -273,8 +272,7 @@ class Instrument:
             stats, desc = q.input_stats(x, self.facts.unk_token_id)
             vals.update(stats)
             self.trace_facts["inputs"] = desc
-        self._pending_weighted = p.get("sample_weight") is not None
-        self._trace_output_facts(y_pred, y)
+        self._trace_output_facts(y_pred, y, weighted=p.get("sample_weight") is not None)
         row = q.assemble(vals, layout.channels())
         row = tf.concat([[tf.cast(self._counter, tf.float32)], row[1:]], axis=0)
         idx = self._counter % self._buffer.shape[0]
@@ -284,13 +282,13 @@ class Instrument:
         with tf.control_dependencies([written]):
             self._counter.assign_add(1)
 
-    def _trace_output_facts(self, y_pred: Any, y: Any) -> None:
-        """Static facts only visible at trace time (what op produced the output, label shape)."""
+    def _trace_output_facts(self, y_pred: Any, y: Any, weighted: bool) -> None:
+        """Static facts only visible at trace time (output op, label shape, sample weights)."""
         if y_pred is not None:
             op = getattr(y_pred, "op", None)
             self.trace_facts["output_op"] = getattr(op, "type", None)
             self.trace_facts["output_shape"] = y_pred.shape.as_list()
-        self.trace_facts["sample_weight"] = self._pending_weighted
+        self.trace_facts["sample_weight"] = weighted
         if y is not None:
             self.trace_facts["label_shape"] = y.shape.as_list()
             self.trace_facts["label_dtype"] = y.dtype.name

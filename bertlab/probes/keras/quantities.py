@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from bertlab.datafacts import MASK_KEYS, TOKEN_KEYS
 from bertlab.layout import Layout
 
 F32 = tf.float32
@@ -205,10 +206,6 @@ def class_counts(y, y_pred, layout: Layout) -> tuple[dict[str, tf.Tensor], tf.Te
     facts["pred_count"] = tf.reduce_sum(pred, axis=0)
     facts["label_count"] = tf.reduce_sum(true, axis=0)
     return facts, pred, true
-
-
-TOKEN_KEYS = ("token_ids", "input_ids", "input_word_ids", "tokens")
-MASK_KEYS = ("padding_mask", "attention_mask", "input_mask", "mask")
 
 
 def find_text_inputs(x) -> tuple[tf.Tensor | None, tf.Tensor | None, dict]:
