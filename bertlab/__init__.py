@@ -21,6 +21,20 @@ __version__ = "0.1.0"
 __all__ = ["BertlabWarning", "Finding", "Run", "RunFileError", "Watch", "check", "load"]
 
 
+def load_ipython_extension(shell) -> None:
+    """``%load_ext bertlab``: registers the ``%bertlab`` magic (see ``bertlab.magic``)."""
+    from bertlab.magic import load_ipython_extension as load
+
+    load(shell)
+
+
+def unload_ipython_extension(shell) -> None:
+    """``%unload_ext bertlab``."""
+    from bertlab.magic import unload_ipython_extension as unload
+
+    unload(shell)
+
+
 def load(path) -> Run:
     """Reopen a run saved with ``watch.save(path)``; safe on untrusted files (no pickle)."""
     return Run.load(path)

@@ -182,6 +182,28 @@ class Run:
                     record[key] = np.asarray(value)
         return cls(meta=meta, store=store, epoch_records=epochs, findings=findings)
 
+    # ------------------------------------------------------------------ views
+    def to_html(self, path: str | os.PathLike, title: str | None = None):
+        """Write the dashboard of this run as one self-contained HTML file (no server needed)."""
+        from bertlab.views.html import write_html
+
+        return write_html(self, path, title)
+
+    def dashboard(self, title: str = ""):
+        """The dashboard widget of this run (it streams if the run is still training)."""
+        from bertlab.views.dashboard import Dashboard
+
+        return Dashboard(self, title=title)
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        # A run displayed in a notebook (e.g. `bertlab.load(path)` as a cell's last line) shows
+        # as its dashboard; text front ends get the repr.
+        from bertlab.views import in_kernel
+
+        if not in_kernel():
+            return {"text/plain": repr(self)}
+        return self.dashboard()._repr_mimebundle_(include=include, exclude=exclude)
+
     def __repr__(self) -> str:
         return (
             f"<bertlab.Run steps={self.steps} epochs={len(self.epoch_records)} "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from bertlab.findings import Finding
 from bertlab.guard import BertlabWarning
 from bertlab.run import DEFAULT_BUDGET_BYTES, Run
 from bertlab.validation import summarize
+from bertlab.views import in_kernel
 
 _STEP, _EPOCH, _BATCH, _TIME = 0, 1, 2, 3  # leading scalar columns of a row (see layout.SCALARS)
 #: The in-graph ring of rows is read at least this often (seconds) during training.
@@ -31,16 +31,6 @@ EVAL_BUDGET = 0.02
 #: Steps the live rules look back over (the rows copied out of the store per evaluation).
 RULE_WINDOW = 1024
 _ALL_PHASES = ("preflight", "live", "epoch")
-
-
-def _in_notebook() -> bool:
-    """True inside a Jupyter kernel (where the dashboard shows findings instead of prints)."""
-    shell = sys.modules.get("IPython")
-    try:
-        ip = shell.get_ipython() if shell is not None else None
-    except Exception:  # noqa: BLE001
-        return False
-    return ip is not None and "IPKernelApp" in getattr(ip, "config", {})
 
 
 def _guarded(where: str) -> Callable:
@@ -103,6 +93,11 @@ class Watch(keras.callbacks.Callback):
         automatically for KerasHub models that carry their preprocessor).
     verbose
         Print each new finding as one line (default: in plain scripts, not in notebooks).
+    dashboard
+        Show the live dashboard when ``fit`` starts (default: inside a Jupyter kernel). The
+        widget is ``watch.dashboard``; displaying ``watch`` in a cell shows it too.
+    class_names
+        Names of the classes (labels), shown in the dashboard and reports instead of 0..K-1.
     """
 
     def __init__(
@@ -111,11 +106,18 @@ class Watch(keras.callbacks.Callback):
         budget_mb: float = DEFAULT_BUDGET_BYTES / 2**20,
         unk_token_id: int | None = None,
         verbose: bool | None = None,
+        dashboard: bool | None = None,
+        class_names: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.run = Run(budget_bytes=int(budget_mb * 2**20))
+        if class_names is not None:
+            self.run.meta["class_names"] = [str(name) for name in class_names]
+        self.show_dashboard = in_kernel() if dashboard is None else dashboard
+        self._dashboard: Any = None
+        self._displayed = False
         self.unk_token_id = unk_token_id
-        self.verbose = (not _in_notebook()) if verbose is None else verbose
+        self.verbose = (not in_kernel()) if verbose is None else verbose
         self._diagnoser = Diagnoser(self.run, on_new=self._announce)
         self._facts: Any = None
         self._eval_clock = 0.0
@@ -158,6 +160,38 @@ class Watch(keras.callbacks.Callback):
     def save(self, path) -> None:
         """Save the run (finished or still running) to ``path``; reopen with ``bertlab.load``."""
         self.run.save(path)
+
+    def to_html(self, path, title: str | None = None):
+        """Write the dashboard and findings as one self-contained HTML file (opens offline)."""
+        return self.run.to_html(path, title)
+
+    @property
+    def dashboard(self):
+        """The live dashboard widget of this Watch (created on first use)."""
+        if self._dashboard is None:
+            from bertlab.views.dashboard import Dashboard
+
+            self._dashboard = Dashboard(self.run)
+        return self._dashboard
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        if not in_kernel():
+            return {"text/plain": repr(self)}
+        self._displayed = True
+        return self.dashboard._repr_mimebundle_(include=include, exclude=exclude)
+
+    def _show(self) -> None:
+        """Display the dashboard once, when the first ``fit`` starts in a notebook."""
+        if not self.show_dashboard or self._displayed:
+            return
+        self._displayed = True
+        try:
+            from IPython.display import display
+
+            display(self.dashboard)
+        except Exception as exc:  # noqa: BLE001 - no widgets: findings still print/record
+            self.verbose = True
+            self._say(f"the live dashboard could not be shown ({type(exc).__name__}: {exc})")
 
     def detach(self) -> None:
         """Stop observing and restore the model now (done automatically at the end of ``fit``)."""
@@ -204,6 +238,7 @@ class Watch(keras.callbacks.Callback):
         self._facts = facts
         self._spe = facts.steps_per_execution
         self._eval_clock = time.perf_counter()
+        self._show()
         self.run.begin(facts)
         self._evaluate(("preflight", "live"))
         self._t0 = time.perf_counter()
