@@ -261,9 +261,18 @@ class Arm:
 
 
 def bench(
-    kind: str, rounds: int, steps: int, with_tb: bool, control: bool = False
+    kind: str,
+    rounds: int,
+    steps: int,
+    with_tb: bool,
+    control: bool = False,
+    extra_arms: dict[str, Callable[[], list]] | None = None,
 ) -> dict[str, Any]:
-    """Build, warm up and run every arm of one model in interleaved rounds; the summary."""
+    """Build, warm up and run every arm of one model in interleaved rounds; the summary.
+
+    ``extra_arms`` maps more arm names to a factory of their callbacks (benchmarks/dashboard.py
+    adds a Watch with the live dashboard this way).
+    """
     cfg = MODELS[kind]
     build = build_bert if kind == "bert" else build_fast
     x, y = make_data(kind, steps * BATCH)
@@ -273,6 +282,8 @@ def bench(
         arms = [Arm("plain", build, []), Arm("watch", build, [bertlab.Watch(verbose=False)])]
         if control:
             arms.append(Arm("plain-b", build, []))
+        for name, callbacks in (extra_arms or {}).items():
+            arms.append(Arm(name, build, callbacks()))
         if with_tb:
             tb = keras.callbacks.TensorBoard(log_dir=tb_dir, histogram_freq=1, update_freq="batch")
             arms.append(Arm("tensorboard", build, [tb]))
@@ -319,7 +330,8 @@ def bench(
             "first_step_ms": [t * 1e3 for t in arm.first_s],
             "round_median_ms": [float(np.median(t)) * 1e3 for t in arm.steps],
         }
-    out["arms"] = {name: out["arms"][name] for name in ARM_ORDER if name in out["arms"]}
+    order = [*ARM_ORDER, *(extra_arms or {})]
+    out["arms"] = {name: out["arms"][name] for name in order if name in out["arms"]}
     watch = out["arms"]["watch"]
     out["target"] = cfg["target"]
     out["target_met"] = watch["ratio"] <= cfg["target"]
