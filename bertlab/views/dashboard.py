@@ -192,6 +192,17 @@ class Dashboard(anywidget.AnyWidget):
             for f in self.run.findings
         )
 
+    def _repr_mimebundle_(self, **kwargs):
+        # Front ends without widgets (jupyter console, nbconvert) show this text instead.
+        bundle = super()._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        if isinstance(data, dict):
+            data["text/plain"] = (
+                f"bertlab dashboard ({self.run.steps} steps so far; this front end cannot show "
+                "widgets: watch.report() prints the findings, watch.to_html(path) writes a report)"
+            )
+        return bundle
+
     def close(self) -> None:
         """Stop listening to the run and close the widget."""
         run = getattr(self, "run", None)
