@@ -100,7 +100,12 @@ def harness(browser, jupyter):
 
 @pytest.fixture(autouse=True)
 def _artifacts_on_failure(request):
+    """On failure: screenshot + console of every open page, and the server log."""
     yield
+    if "harness" not in request.fixturenames:
+        return
+    harness = request.getfixturevalue("harness")
     rep = getattr(request.node, "rep_call", None)
-    if rep is not None and rep.failed and "harness" in request.fixturenames:
-        request.getfixturevalue("harness").save_failure(request.node.name)
+    if rep is not None and rep.failed:
+        harness.save_failure(request.node.name)
+    harness.close_test_pages()

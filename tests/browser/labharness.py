@@ -195,8 +195,10 @@ class Harness:
         self.browser = browser
         self.server = server
         self.pages: dict[str, tuple] = {}
+        self.kept: set[str] = set()
 
-    def new_page(self, name: str):
+    def new_page(self, name: str, keep: bool = False):
+        """A page in its own browser context; ``keep``: it outlives the test that opened it."""
         context = self.browser.new_context(viewport=VIEWPORT)
         page = context.new_page()
         log: list[str] = []
@@ -206,6 +208,8 @@ class Harness:
         # A dirty notebook asks before unloading: leave (tests reload on purpose).
         page.on("dialog", lambda d: d.accept())
         self.pages[name] = (page, log)
+        if keep:
+            self.kept.add(name)
         return page
 
     def console(self, name: str) -> list[str]:
@@ -213,7 +217,13 @@ class Harness:
 
     def close_page(self, name: str) -> None:
         page, _ = self.pages.pop(name)
+        self.kept.discard(name)
         page.context.close()
+
+    def close_test_pages(self) -> None:
+        """Close the pages a test opened (after its failure artifacts were saved)."""
+        for name in [n for n in self.pages if n not in self.kept]:
+            self.close_page(name)
 
     def save_failure(self, test_name: str) -> None:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)

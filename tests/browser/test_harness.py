@@ -22,19 +22,16 @@ def test_ipywidgets_slider_renders_in_jupyterlab(harness, jupyter):
     cell = "import ipywidgets\nipywidgets.IntSlider(value=7, description='smoke')"
     write_notebook(jupyter, nb, [cell])
     page = harness.new_page("smoke")
-    try:
-        open_notebook(page, jupyter.lab_url(nb))
-        wait_kernel_ready(page, jupyter, nb)
-        run_all(page)
-        wait_for(
-            lambda: page.locator(".jp-OutputArea-output .widget-slider").count() > 0,
-            60,
-            "the IntSlider to render in the cell output",
-            lambda: f"prompts={prompts(page)}, console={harness.console('smoke')[-5:]}",
-        )
-        slider = page.locator(".jp-OutputArea-output .widget-slider").first
-        assert slider.locator(".widget-label").inner_text() == "smoke"
-        assert slider.locator(".widget-readout").inner_text().strip() == "7"
-        page.screenshot(path=str(ARTIFACTS / "smoke-ipywidgets.png"))
-    finally:
-        harness.close_page("smoke")
+    open_notebook(page, jupyter.lab_url(nb))
+    wait_kernel_ready(page, jupyter, nb)
+    run_all(page)
+    wait_for(
+        lambda: page.locator(".jp-OutputArea-output .widget-slider").count() > 0,
+        60,
+        "the IntSlider to render in the cell output",
+        lambda: f"prompts={prompts(page)}, console={harness.console('smoke')[-5:]}",
+    )
+    slider = page.locator(".jp-OutputArea-output .widget-slider").first
+    assert slider.locator(".widget-label").inner_text() == "smoke"
+    assert slider.locator(".widget-readout").inner_text().strip() == "7"
+    page.screenshot(path=str(ARTIFACTS / "smoke-ipywidgets.png"))
