@@ -203,7 +203,7 @@ class Harness:
         page = context.new_page()
         log: list[str] = []
         page.on("console", lambda m: log.append(f"[{m.type}] {m.text}"))
-        page.on("pageerror", lambda e: log.append(f"[pageerror] {e}"))
+        page.on("pageerror", lambda e: log.append(f"[pageerror] {e}\n{e.stack}"))
         page.on("requestfailed", lambda r: log.append(f"[requestfailed] {r.method} {r.url}"))
         # A dirty notebook asks before unloading: leave (tests reload on purpose).
         page.on("dialog", lambda d: d.accept())
