@@ -155,6 +155,12 @@ class JupyterServer:
             return None
         return None
 
+    def shutdown_kernel(self, nb_path: str) -> None:
+        """End a notebook's session and kernel (frees the memory and CPU it holds)."""
+        for s in self.api("sessions"):
+            if s.get("path") == nb_path:
+                self.api(f"sessions/{s['id']}", method="DELETE")
+
     def lab_url(self, nb_path: str) -> str:
         return f"{self.url}/lab/tree/{nb_path}?token={self.token}"
 

@@ -1,7 +1,7 @@
 """Smoke test of the harness: a plain ipywidgets widget renders in this JupyterLab.
 
-If this passes and the dashboard tests fail, the problem is in bertlab's widget, not in the
-server, the browser or the widget manager.
+Runs first (file name). If this passes and the dashboard tests fail, the problem is in
+bertlab's widget, not in the server, the browser or the widget manager.
 """
 
 from __future__ import annotations
@@ -35,3 +35,4 @@ def test_ipywidgets_slider_renders_in_jupyterlab(harness, jupyter):
     assert slider.locator(".widget-label").inner_text() == "smoke"
     assert slider.locator(".widget-readout").inner_text().strip() == "7"
     page.screenshot(path=str(ARTIFACTS / "smoke-ipywidgets.png"))
+    jupyter.shutdown_kernel(nb)
