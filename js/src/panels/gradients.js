@@ -1,0 +1,117 @@
+/**
+ * Gradients panel: the global gradient norm (log scale) with steps that had non-finite, all-zero
+ * or missing gradients marked, the per-layer norms as a layers x steps heatmap (log10 colour),
+ * and the latest per-layer norms side by side (vanishing vs exploding at a glance).
+ */
+
+import { baseLayout, COLORS, plotlyText } from "../chart.js";
+import { uniqueNames } from "../context.js";
+import { Panel } from "../panel.js";
+import { bucketColumns, log10Matrix, recentMean, slice } from "../series.js";
+import { MARKER_AXIS } from "./overview.js";
+
+/** Heatmap columns at most (rows are bucketed beyond that). */
+export const HEATMAP_COLUMNS = 400;
+
+const MARKS = [
+  ["grad_nonfinite", "non-finite", "x", COLORS.bad, 0.96],
+  ["grad_zero", "all-zero", "triangle-down", COLORS.warn, 0.88],
+  ["grad_missing", "missing", "square", COLORS.accent, 0.8],
+];
+
+/** Rows from..to: the norm, then one marker trace per MARKS entry. */
+export function gradSeries(ctx, from, to) {
+  const step = ctx.col("step");
+  const out = [{ x: slice(step, from, to), y: slice(ctx.col("grad_norm"), from, to) }];
+  for (const [name, , , , level] of MARKS) {
+    const col = ctx.col(name);
+    const x = [];
+    if (col) for (let i = from; i < to; i++) if (col[i] > 0) x.push(step[i]);
+    out.push({ x, y: x.map(() => level) });
+  }
+  return out;
+}
+
+export function buildGradNorm(ctx) {
+  if (!ctx.col("grad_norm")) return { empty: "gradient norm not recorded" };
+  const [norm, ...marks] = gradSeries(ctx, 0, ctx.n);
+  const traces = [
+    { ...norm, type: "scatter", mode: "lines", name: "norm", line: { color: COLORS.loss, width: 1.5 } },
+    ...marks.map((m, i) => ({
+      ...m,
+      type: "scatter",
+      mode: "markers",
+      name: MARKS[i][1],
+      yaxis: "y2",
+      marker: { symbol: MARKS[i][2], color: MARKS[i][3], size: 8 },
+      hovertemplate: `step %{x}: ${MARKS[i][1]} gradient<extra></extra>`,
+      showlegend: m.x.length > 0,
+    })),
+  ];
+  const layout = baseLayout(ctx, { ytitle: "L2 norm", ylog: true });
+  layout.yaxis2 = MARKER_AXIS;
+  return { traces, layout };
+}
+
+/** Layers x steps heatmap of log10 per-layer gradient norms. */
+export function buildLayerHeatmap(ctx) {
+  const cols = ctx.vec("grad_layer_norm");
+  if (!cols) return { empty: "per-layer gradient norms not recorded" };
+  if (!ctx.n) return { empty: "no step yet" };
+  const { x, z } = bucketColumns(ctx.col("step"), cols, HEATMAP_COLUMNS);
+  const names = uniqueNames(ctx.labels("grad_layer_norm")).map(plotlyText);
+  const traces = [
+    {
+      type: "heatmap",
+      x,
+      y: names,
+      z: log10Matrix(z),
+      colorscale: "Viridis",
+      colorbar: { title: { text: "log10", side: "right" }, thickness: 10, len: 0.9 },
+      hovertemplate: "%{y}<br>step %{x:.0f}<br>log10 norm %{z:.2f}<extra></extra>",
+      hoverongaps: false,
+    },
+  ];
+  const layout = baseLayout(ctx, { legend: false });
+  layout.yaxis = { ...layout.yaxis, type: "category", autorange: "reversed", title: { text: "" } };
+  layout.margin = { ...layout.margin, l: 8 };
+  return { traces, layout };
+}
+
+/** Mean norm of each layer over its last rows, as horizontal bars on a log axis. */
+export function buildLatest(ctx) {
+  const cols = ctx.vec("grad_layer_norm");
+  if (!cols) return { empty: "per-layer gradient norms not recorded" };
+  if (!ctx.n) return { empty: "no step yet" };
+  const values = cols.map((c) => recentMean(c, 20));
+  const names = uniqueNames(ctx.labels("grad_layer_norm")).map(plotlyText);
+  const traces = [
+    {
+      type: "bar",
+      orientation: "h",
+      x: values.map((v) => (v > 0 ? v : null)),
+      y: names,
+      marker: { color: values.map((v) => (v > 0 ? COLORS.loss : COLORS.bad)) },
+      hovertemplate: "%{y}: %{x:.3g}<extra></extra>",
+    },
+  ];
+  const layout = baseLayout(ctx, { xtitle: "mean norm, last 20 rows", stepAxis: false, legend: false });
+  layout.xaxis.type = "log";
+  layout.xaxis.exponentformat = "power";
+  layout.xaxis.dtick = "D2";
+  layout.yaxis = { ...layout.yaxis, type: "category", autorange: "reversed", title: { text: "" } };
+  layout.margin = { ...layout.margin, l: 8 };
+  return { traces, layout };
+}
+
+export function gradientSpecs() {
+  return [
+    { name: "grad_norm", title: "Global gradient norm", build: buildGradNorm, series: gradSeries },
+    { name: "grad_latest", title: "Per-layer gradient norm now", build: buildLatest },
+    { name: "grad_layers", title: "Per-layer gradient norm over steps (log10)", wide: true, tall: true, build: buildLayerHeatmap },
+  ];
+}
+
+export function createGradientsPanel(doc) {
+  return new Panel("gradients", gradientSpecs(), doc);
+}

@@ -1,0 +1,200 @@
+/**
+ * The findings sidebar: every finding Python raised (live first in Python's display order,
+ * resolved ones greyed at the bottom). Clicking one selects it: the dashboard switches to its
+ * panel and shades its steps, and the sidebar shows `.bertlab-finding-detail` under it with the
+ * explanation and the fix (in a <pre>, with a copy button).
+ *
+ * Findings carry user text (layer and class names, file paths): everything is inserted with
+ * textContent, never as HTML.
+ */
+
+const ICONS = { error: "✖", warning: "▲", info: "ℹ" };
+const SEVERITIES = new Set(Object.keys(ICONS));
+
+/** Live findings first (keeping their order), resolved ones after. */
+export function orderFindings(findings) {
+  const list = (findings || []).filter((f) => f && typeof f === "object");
+  return [...list.filter((f) => f.status !== "resolved"), ...list.filter((f) => f.status === "resolved")];
+}
+
+/** A finding's severity as one of error/warning/info. */
+export const severityOf = (f) => (SEVERITIES.has(f.severity) ? f.severity : "info");
+
+/** Element helper: tag, class, text (as textContent). */
+function h(doc, tag, cls, text) {
+  const el = doc.createElement(tag);
+  if (cls) el.className = cls;
+  if (text != null) el.textContent = String(text);
+  return el;
+}
+
+/**
+ * Put text on the clipboard: the async Clipboard API where the page allows it (secure
+ * context), else a hidden textarea and execCommand("copy") (plain-http JupyterHub, file://).
+ * @returns {Promise<boolean>} whether it worked
+ */
+export async function copyText(text, doc = globalThis.document) {
+  const nav = doc.defaultView?.navigator;
+  try {
+    if (nav?.clipboard?.writeText) {
+      await nav.clipboard.writeText(text);
+      return true;
+    }
+  } catch {
+    // denied or not a secure context: fall back below
+  }
+  const ta = doc.createElement("textarea");
+  ta.value = text;
+  ta.setAttribute("readonly", "");
+  ta.style.position = "fixed";
+  ta.style.opacity = "0";
+  doc.body.appendChild(ta);
+  ta.select();
+  let ok = false;
+  try {
+    ok = doc.execCommand ? doc.execCommand("copy") : false;
+  } catch {
+    ok = false;
+  }
+  ta.remove();
+  return ok;
+}
+
+export class Sidebar {
+  /**
+   * @param {Document} doc
+   * @param {{onSelect: (finding: object|null, user: boolean) => void}} opts called when the
+   *   selection changes (`user`: by a click, so the dashboard switches to the finding's panel)
+   */
+  constructor(doc, { onSelect }) {
+    this.doc = doc;
+    this.onSelect = onSelect;
+    this.el = h(doc, "aside", "bertlab-sidebar");
+    const head = h(doc, "div", "bertlab-sidebar-head");
+    this.heading = h(doc, "span", "bertlab-sidebar-title", "Findings");
+    this.count = h(doc, "span", "bertlab-sidebar-count");
+    head.append(this.heading, this.count);
+    this.list = h(doc, "div", "bertlab-findings");
+    this.list.setAttribute("role", "list");
+    this.empty = h(doc, "div", "bertlab-findings-empty");
+    this.notes = h(doc, "div", "bertlab-notes");
+    this.detail = h(doc, "div", "bertlab-finding-detail");
+    this.detail.hidden = true;
+    this.el.append(head, this.list, this.empty, this.notes);
+    this.findings = [];
+    this.selected = null; // code
+  }
+
+  /**
+   * Show these findings (the full list; called whenever Python sends it).
+   * @param {object[]} findings
+   * @param {string} status run status, for the empty message
+   * @param {string[]} [notes] what could not be observed (meta.notes)
+   */
+  update(findings, status, notes = []) {
+    this.findings = orderFindings(findings);
+    const live = this.findings.filter((f) => f.status !== "resolved").length;
+    this.count.textContent = this.findings.length ? `${live} live` + (this.findings.length > live ? `, ${this.findings.length - live} resolved` : "") : "";
+    this.list.replaceChildren(...this.findings.map((f) => this._item(f)));
+    this.empty.hidden = this.findings.length > 0;
+    this.empty.textContent =
+      status === "running" ? "Nothing wrong so far." : status === "waiting" ? "Findings appear here while training runs." : "No findings: nothing looked wrong.";
+    this.notes.replaceChildren(...(notes || []).map((n) => h(this.doc, "div", "bertlab-note", n)));
+    const still = this.selected && this.findings.find((f) => f.code === this.selected);
+    if (still) {
+      this._showDetail(still);
+      this.onSelect(still, false); // its steps may have moved: refresh the shading only
+    } else if (this.selected) this.select(null, false);
+  }
+
+  _item(f) {
+    const doc = this.doc;
+    const sev = severityOf(f);
+    const item = h(doc, "div", "bertlab-finding");
+    item.dataset.code = String(f.code ?? "");
+    item.dataset.severity = sev;
+    item.dataset.status = f.status === "resolved" ? "resolved" : "live";
+    item.setAttribute("role", "button");
+    item.tabIndex = 0;
+    item.setAttribute("aria-expanded", String(this.selected === f.code));
+    if (this.selected === f.code) item.classList.add("bertlab-selected");
+    const icon = h(doc, "span", "bertlab-finding-icon", ICONS[sev]);
+    icon.setAttribute("aria-label", sev);
+    const body = h(doc, "div", "bertlab-finding-body");
+    body.append(h(doc, "div", "bertlab-finding-title", f.title ?? f.code));
+    if (f.evidence) body.append(h(doc, "div", "bertlab-finding-evidence", f.evidence));
+    const tags = [String(f.code ?? "")];
+    if (f.cause) tags.push(`caused by ${f.cause}`);
+    if (f.status === "resolved") tags.push("resolved");
+    body.append(h(doc, "div", "bertlab-finding-meta", tags.join(" · ")));
+    item.append(icon, body);
+    const activate = () => this.select(this.selected === f.code ? null : f.code);
+    item.addEventListener("click", activate);
+    item.addEventListener("keydown", (ev) => {
+      if (ev.key === "Enter" || ev.key === " ") {
+        ev.preventDefault();
+        activate();
+      }
+    });
+    return item;
+  }
+
+  /**
+   * Select a finding by code (null clears the selection).
+   * @param {string|null} code
+   * @param {boolean} [user] a click (switches panel) rather than a refresh
+   */
+  select(code, user = true) {
+    const f = code == null ? null : this.findings.find((x) => x.code === code) || null;
+    this.selected = f ? f.code : null;
+    for (const item of this.list.querySelectorAll(".bertlab-finding")) {
+      const on = !!f && item.dataset.code === String(f.code);
+      item.classList.toggle("bertlab-selected", on);
+      item.setAttribute("aria-expanded", String(on));
+    }
+    if (f) this._showDetail(f);
+    else {
+      this.detail.hidden = true;
+      this.detail.remove();
+    }
+    this.onSelect(f, user);
+  }
+
+  _showDetail(f) {
+    const doc = this.doc;
+    const d = this.detail;
+    d.dataset.code = String(f.code ?? "");
+    const parts = [];
+    if (Array.isArray(f.steps) && f.steps.length === 2) {
+      parts.push(h(doc, "div", "bertlab-detail-steps", `steps ${f.steps[0]}–${f.steps[1]} (shaded in the ${f.panel || "overview"} panel)`));
+    }
+    if (f.cause) {
+      const cause = h(doc, "button", "bertlab-cause", `probably caused by ${f.cause} →`);
+      cause.type = "button";
+      const target = this.findings.find((x) => x.code === f.cause);
+      cause.disabled = !target;
+      cause.addEventListener("click", () => this.select(f.cause));
+      parts.push(cause);
+    }
+    if (f.explanation) parts.push(h(doc, "div", "bertlab-detail-label", "Why"), h(doc, "p", "bertlab-explanation", f.explanation));
+    if (f.fix) {
+      const fixHead = h(doc, "div", "bertlab-detail-label", "Fix");
+      const copy = h(doc, "button", "bertlab-copy", "Copy");
+      copy.type = "button";
+      copy.title = "Copy the fix to the clipboard";
+      copy.addEventListener("click", async (ev) => {
+        ev.stopPropagation();
+        const ok = await copyText(String(f.fix), doc);
+        copy.textContent = ok ? "Copied" : "Copy failed";
+        setTimeout(() => (copy.textContent = "Copy"), 1500);
+      });
+      fixHead.append(copy);
+      parts.push(fixHead, h(doc, "pre", "bertlab-fix", f.fix));
+    }
+    d.replaceChildren(...parts);
+    d.hidden = false;
+    const item = [...this.list.querySelectorAll(".bertlab-finding")].find((el) => el.dataset.code === String(f.code));
+    if (item) item.after(d);
+    else this.list.append(d);
+  }
+}
