@@ -162,7 +162,10 @@ class JupyterServer:
                 self.api(f"sessions/{s['id']}", method="DELETE")
 
     def lab_url(self, nb_path: str) -> str:
-        return f"{self.url}/lab/tree/{nb_path}?token={self.token}"
+        """JupyterLab on this notebook alone: a workspace of its own, so the tabs another test
+        left open (Lab restores a workspace's tabs) never share the page with it."""
+        workspace = "ws-" + "".join(c if c.isalnum() else "-" for c in nb_path)
+        return f"{self.url}/lab/workspaces/{workspace}/tree/{nb_path}?token={self.token}"
 
     def notebook7_url(self, nb_path: str) -> str:
         return f"{self.url}/notebooks/{nb_path}?token={self.token}"

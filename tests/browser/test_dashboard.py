@@ -225,7 +225,7 @@ def click_tab(page, name: str, scope: str = ".jp-OutputArea-output ") -> dict:
         lambda: (
             (s := read_state(page, scope) or {}).get("panel") == name and s.get("visible") == [name]
         ),
-        10,
+        20,
         f"tab {name!r} to become the active and only visible panel",
         lambda: f"state={read_state(page, scope)}",
     )
@@ -249,7 +249,7 @@ def click_finding(page, code: str, scope: str = ".jp-OutputArea-output ") -> dic
             and s.get("visible") == [target]
             and s.get("detail")
         ),
-        10,
+        20,
         f"a click on finding {code!r} to open panel {target!r} and show "
         f".bertlab-finding-detail (before the click: panel {before['panel']!r}, "
         f"detail shown: {before['detail']})",
