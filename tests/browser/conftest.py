@@ -19,7 +19,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from labharness import ARTIFACTS, Harness, JupyterServer
+
+from .labharness import ARTIFACTS, Harness, JupyterServer
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

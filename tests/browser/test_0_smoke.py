@@ -6,7 +6,7 @@ bertlab's widget, not in the server, the browser or the widget manager.
 
 from __future__ import annotations
 
-from labharness import (
+from .labharness import (
     ARTIFACTS,
     open_notebook,
     prompts,

@@ -21,7 +21,8 @@ import json
 import time
 
 import pytest
-from labharness import (
+
+from .labharness import (
     ARTIFACTS,
     ROOT,
     execution_status,
@@ -131,9 +132,15 @@ class LiveRun:
             return [f"(unreadable: {exc!r})"]
 
     def busy(self) -> bool:
-        """The training cell is still running: its prompt is [*] and fit has not returned."""
+        """The training cell is still running: its prompt is [*], the notebook's execution
+        indicator says busy, and fit has not returned (no fit_done.json yet)."""
         p = self.prompts()
-        return len(p) >= 2 and p[1].startswith("[*]") and not self.finished()
+        return (
+            len(p) == 2
+            and p[1].startswith("[*]")
+            and execution_status(self.page) == "busy"
+            and not self.finished()
+        )
 
     def elapsed(self) -> str:
         return f"{time.monotonic() - self.started:.0f}s after Run All"
@@ -194,6 +201,9 @@ def read_state(page, scope: str = ".jp-OutputArea-output ") -> dict:
             charts, visible,
             findings: [...root.querySelectorAll('.bertlab-finding')].map(
                 f => f.getAttribute('data-code')),
+            finding_attrs: Object.fromEntries([...root.querySelectorAll('.bertlab-finding')].map(
+                f => [f.getAttribute('data-code'),
+                      [f.getAttribute('data-severity'), f.getAttribute('data-status')]])),
             detail: detail !== null && detail.offsetParent !== null,
         };
     }""",
@@ -397,6 +407,10 @@ def test_reload_restores_the_whole_run(live):
     )
     state = read_state(page)
     assert FINDING in state["findings"], f"finding {FINDING!r} missing after reload: {state}"
+    severity, status = state["finding_attrs"][FINDING]
+    assert severity in ("error", "warning", "info") and status in ("live", "resolved"), (
+        f"finding {FINDING!r} has data-severity={severity!r} data-status={status!r}"
+    )
     assert state["charts"] and all(n > 0 for n in state["charts"].values()), (
         f"empty charts in the {state['panel']!r} panel after reload: {state['charts']}"
     )

@@ -1,0 +1,2 @@
+"""Browser tests (a package, so its conftest is not imported as the top-level ``conftest``
+that the other test modules import helpers from)."""
