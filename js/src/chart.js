@@ -97,7 +97,12 @@ export function baseLayout(ctx, o = {}) {
     font: { family: t.font, size: 11, color: t.fg },
     paper_bgcolor: "rgba(0,0,0,0)",
     plot_bgcolor: "rgba(0,0,0,0)",
-    xaxis: { ...axis, title: { text: o.xtitle ?? (o.stepAxis === false ? "" : "step"), standoff: 4 } },
+    xaxis: {
+      ...axis,
+      title: { text: o.xtitle ?? (o.stepAxis === false ? "" : "step"), standoff: 4 },
+      // steps are never negative: marker padding must not open the axis at -5%
+      ...(o.stepAxis === false ? {} : { autorangeoptions: { minallowed: 0 } }),
+    },
     yaxis: {
       ...axis,
       type: o.ylog ? "log" : "linear",

@@ -27,6 +27,9 @@ const FACTORIES = {
 };
 const PANEL_NAMES = PANELS.map(([name]) => name);
 const RANK = { error: 0, warning: 1, info: 2 };
+/** After a draw that took t ms, the next data-driven draw waits BUSY_FACTOR * t (at most MAX_WAIT_MS). */
+const BUSY_FACTOR = 3;
+const MAX_WAIT_MS = 1500;
 
 /** Element helper: tag, class, text (as textContent). */
 function h(doc, tag, cls, text) {
@@ -58,6 +61,7 @@ export function createDashboard(el, state) {
   const win = doc.defaultView || globalThis;
   const raf = win.requestAnimationFrame ? win.requestAnimationFrame.bind(win) : (fn) => setTimeout(fn, 16);
   const caf = win.cancelAnimationFrame ? win.cancelAnimationFrame.bind(win) : clearTimeout;
+  const clock = () => (win.performance || globalThis.performance).now();
 
   const root = h(doc, "div", "bertlab-dashboard");
   const header = h(doc, "header", "bertlab-header");
@@ -99,7 +103,7 @@ export function createDashboard(el, state) {
     onSelect(f, user) {
       highlight = f && Array.isArray(f.steps) ? { code: f.code, panel: f.panel, steps: f.steps } : null;
       if (f && user) setActive(PANEL_NAMES.includes(f.panel) ? f.panel : "overview");
-      schedule();
+      schedule(true);
     },
   });
   const body = h(doc, "div", "bertlab-body");
@@ -124,10 +128,18 @@ export function createDashboard(el, state) {
       }
       dirty.resize = true;
     }
-    schedule();
+    schedule(true);
   }
 
-  function schedule() {
+  // Redraws coalesce into one per animation frame. The header and sidebar are cheap and
+  // follow every frame; the panel, when drawing it got expensive (tens of thousands of
+  // points), waits BUSY_FACTOR times its last cost after it, so the page keeps most of the
+  // main thread for the notebook. A click (tab, finding) draws at the next frame regardless.
+  let timer = 0;
+  let notBefore = 0;
+  let forced = false;
+  function schedule(now = false) {
+    if (now) forced = true;
     if (!frame) frame = raf(draw);
   }
 
@@ -170,12 +182,20 @@ export function createDashboard(el, state) {
     // Plotly measures its container: draw only once the view is laid out (ResizeObserver
     // schedules a frame when it is).
     if (!root.isConnected || (root.offsetWidth === 0 && hasLayout(doc))) return;
+    const t0 = clock();
+    if (!forced && t0 < notBefore) {
+      if (!timer) timer = win.setTimeout(() => ((timer = 0), schedule()), notBefore - t0);
+      return;
+    }
+    forced = false;
     const ctx = makeContext(state, { highlight, theme: readTheme(root) });
     panel.update(ctx);
     if (dirty.resize) {
       dirty.resize = false;
       panel.resize();
     }
+    const t1 = clock();
+    notBefore = t1 + Math.min(MAX_WAIT_MS, BUSY_FACTOR * (t1 - t0));
   }
 
   const unsubscribe = state.subscribe((kinds) => {
@@ -197,7 +217,8 @@ export function createDashboard(el, state) {
   return function cleanup() {
     unsubscribe();
     if (frame) caf(frame);
-    frame = 0;
+    if (timer) win.clearTimeout(timer);
+    frame = timer = 0;
     observer?.disconnect();
     for (const p of Object.values(panels)) p.destroy();
     root.remove();

@@ -109,6 +109,7 @@ export function buildMetrics(ctx) {
     };
   });
   const layout = baseLayout(ctx, { ytitle: "" });
+  layout.xaxis.rangemode = "tozero"; // one epoch is one point: show it against the steps run
   return { traces, layout };
 }
 
