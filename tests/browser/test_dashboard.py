@@ -480,15 +480,24 @@ def test_html_report_opens_from_file_without_a_server(live, harness, jupyter):
     state = read_state(page, "")
     assert steps_of(state) == TOTAL_STEPS, f"report steps {state['steps']} != {TOTAL_STEPS}"
     assert FINDING in state["findings"], f"finding {FINDING!r} missing in report: {state}"
-    click_finding(page, FINDING, "")
     for name in PANELS:
         click_tab(page, name, "")
-    # The contract: a click on a finding activates its panel. It must also do so when the
-    # finding is still the selected one and the user has since moved to another tab.
     click_finding(page, FINDING, "")
     shot(dash(page, ""), "report.png")
     assert_no_page_errors(harness, "report", anywhere=True)
     assert not remote, f"the report made requests beyond the file: {remote[:5]}"
+
+
+def test_clicking_the_selected_finding_again_returns_to_its_panel(live, harness, jupyter):
+    """The contract: a click on a finding activates its panel and shows its detail. That holds
+    too when the finding is still the selected one and the user has moved to another tab
+    since (checked in the HTML report: same front end, no kernel needed)."""
+    live.wait_finished()
+    page, _, _ = _open_report(harness, jupyter.root / "report.html", "report-reclick")
+    click_finding(page, FINDING, "")
+    other = next(p for p in PANELS if p != finding_panel(FINDING))
+    click_tab(page, other, "")
+    click_finding(page, FINDING, "")
 
 
 def test_html_report_escapes_run_text(live, harness, tmp_path):
