@@ -10,6 +10,7 @@
  *                      from..to; when present, appended rows extend the traces
  *                      (Plotly.extendTraces) instead of redrawing them
  *   rows (default true) -> false when the chart does not read the step store
+ *   height(ctx) (optional) -> box height in px (a heatmap with many rows grows)
  *
  * Plotly is injected (`setPlotly`) by the bundle's entry, so everything else runs (and is
  * tested) without it: with no plotly the chart still computes its figure and `data-points`.
@@ -108,7 +109,7 @@ export function baseLayout(ctx, o = {}) {
       type: o.ylog ? "log" : "linear",
       title: { text: o.ytitle || "" },
       exponentformat: "power",
-      ...(o.ylog ? { dtick: "D2" } : {}),
+      ...(o.ylog ? LOG_TICKS : {}),
     },
     showlegend: o.legend !== false,
     // top left: the mode bar appears top right on hover
@@ -138,6 +139,9 @@ export function unshare(traces) {
   }
   return traces;
 }
+
+/** Log axes: ticks at 1, 2, 5 x powers of ten, written out in full (0.5, 2, 10, 1e-3...). */
+export const LOG_TICKS = { dtick: "D2", tickformat: "~g" };
 
 /** Points in a trace: x length, or columns of a heatmap. */
 export function countPoints(trace) {
@@ -195,6 +199,8 @@ export class Chart {
 
   _full(ctx) {
     if (typeof this.spec.title === "function") this.titleEl.textContent = this.spec.title(ctx);
+    const height = this.spec.height?.(ctx);
+    if (height > 0) this.el.style.height = `${Math.round(height)}px`;
     let fig;
     try {
       fig = this.spec.build(ctx);

@@ -45,7 +45,10 @@ export function modelSummary(meta) {
   const parts = [];
   if (m.model_class) parts.push(m.model_class);
   if (m.loss) parts.push(String(m.loss));
-  if (m.optimizer) parts.push(m.learning_rate != null ? `${m.optimizer} (lr ${m.learning_rate})` : String(m.optimizer));
+  const lr = Number(m.learning_rate);
+  // float32 learning rates arrive as 0.0010000000474974513: three significant digits
+  const lrText = m.learning_rate == null ? "" : Number.isFinite(lr) ? ` (lr ${Number(lr.toPrecision(3))})` : ` (lr ${m.learning_rate})`;
+  if (m.optimizer) parts.push(`${m.optimizer}${lrText}`);
   if (meta?.task) parts.push(meta.n_classes ? `${meta.task}, ${meta.n_classes} classes` : meta.task);
   return parts.join(" · ");
 }
@@ -148,7 +151,7 @@ export function createDashboard(el, state) {
     root.dataset.status = state.status || "waiting";
     statusEl.textContent = state.status || "waiting";
     stepsEl.textContent = String(state.steps);
-    epochEl.textContent = state.epoch != null && state.epoch !== "" ? ` · epoch ${Number(state.epoch) + 1}` : "";
+    epochEl.textContent = epochText(state);
     subtitle.textContent = modelSummary(state.meta);
     emptyNote.hidden = !state.empty;
     emptyNote.textContent =
@@ -223,6 +226,16 @@ export function createDashboard(el, state) {
     for (const p of Object.values(panels)) p.destroy();
     root.remove();
   };
+}
+
+/**
+ * The epoch part of the step counter. `status.epoch` counts finished epochs, so while training
+ * runs the current one is that + 1; otherwise the finished epochs are counted.
+ */
+export function epochText(state) {
+  const done = Number.isFinite(Number(state.epoch)) && state.epoch !== null ? Number(state.epoch) : state.epochs.length;
+  if (state.status === "running") return ` · epoch ${done + 1}`;
+  return done > 0 ? ` · ${done} epoch${done === 1 ? "" : "s"}` : "";
 }
 
 /** False in DOM emulations without layout (tests), where every size reads 0. */

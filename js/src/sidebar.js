@@ -152,12 +152,26 @@ export class Sidebar {
       item.classList.toggle("bertlab-selected", on);
       item.setAttribute("aria-expanded", String(on));
     }
-    if (f) this._showDetail(f);
-    else {
+    if (f) {
+      this._showDetail(f);
+      if (user) this._reveal();
+    } else {
       this.detail.hidden = true;
       this.detail.remove();
     }
     this.onSelect(f, user);
+  }
+
+  /** Scroll the sidebar (only it, not the page) so the open detail is in view. */
+  _reveal() {
+    const box = this.el;
+    const d = this.detail;
+    const item = d.previousElementSibling || d;
+    const head = box.firstElementChild?.offsetHeight || 0;
+    const bottom = d.offsetTop + d.offsetHeight;
+    if (bottom > box.scrollTop + box.clientHeight) {
+      box.scrollTop = Math.max(0, Math.min(item.offsetTop - head, bottom - box.clientHeight));
+    }
   }
 
   _showDetail(f) {

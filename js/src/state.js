@@ -42,7 +42,8 @@ export class RunState {
   /** Steps recorded: the last step value + 1 (rows are downsampled, so counting them is wrong). */
   get steps() {
     const fromData = Number.isFinite(this.lastStep) ? Math.round(this.lastStep) + 1 : 0;
-    return Math.max(fromData, this.reportedSteps || 0);
+    const fromMeta = Number(this.meta?.steps); // optional: exact count beside a downsampled snapshot
+    return Math.max(fromData, this.reportedSteps || 0, Number.isFinite(fromMeta) ? fromMeta : 0);
   }
 
   /**

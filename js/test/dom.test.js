@@ -138,3 +138,13 @@ describe("dashboard", () => {
     expect(chart.dataset.points).toBe("0");
   });
 });
+
+describe("header", () => {
+  it("counts finished epochs, and names the running one", async () => {
+    const { epochText } = await import("../src/dashboard.js");
+    expect(epochText({ status: "running", epoch: 0, epochs: [] })).toBe(" · epoch 1");
+    expect(epochText({ status: "done", epoch: 3, epochs: [] })).toBe(" · 3 epochs");
+    expect(epochText({ status: "done", epoch: null, epochs: [{}] })).toBe(" · 1 epoch");
+    expect(epochText({ status: "waiting", epoch: null, epochs: [] })).toBe("");
+  });
+});

@@ -4,7 +4,7 @@
  * and the latest per-layer norms side by side (vanishing vs exploding at a glance).
  */
 
-import { baseLayout, COLORS, plotlyText } from "../chart.js";
+import { baseLayout, COLORS, LOG_TICKS, plotlyText } from "../chart.js";
 import { uniqueNames } from "../context.js";
 import { Panel } from "../panel.js";
 import { bucketColumns, log10Matrix, recentMean, slice } from "../series.js";
@@ -96,19 +96,30 @@ export function buildLatest(ctx) {
     },
   ];
   const layout = baseLayout(ctx, { xtitle: "mean norm, last 20 rows", stepAxis: false, legend: false });
-  layout.xaxis.type = "log";
-  layout.xaxis.exponentformat = "power";
-  layout.xaxis.dtick = "D2";
+  layout.xaxis = { ...layout.xaxis, type: "log", ...LOG_TICKS };
   layout.yaxis = { ...layout.yaxis, type: "category", autorange: "reversed", title: { text: "" } };
   layout.margin = { ...layout.margin, l: 8 };
   return { traces, layout };
+}
+
+/** Heatmap box height: room for ~14 px per layer name, between 240 and 520 px. */
+export function layerRowsHeight(ctx) {
+  const layers = ctx.store?.index.get("grad_layer_norm")?.width ?? 0;
+  return Math.max(240, Math.min(520, 90 + 14 * layers));
 }
 
 export function gradientSpecs() {
   return [
     { name: "grad_norm", title: "Global gradient norm", build: buildGradNorm, series: gradSeries },
     { name: "grad_latest", title: "Per-layer gradient norm now", build: buildLatest },
-    { name: "grad_layers", title: "Per-layer gradient norm over steps (log10)", wide: true, tall: true, build: buildLayerHeatmap },
+    {
+      name: "grad_layers",
+      title: "Per-layer gradient norm over steps (log10)",
+      wide: true,
+      tall: true,
+      height: layerRowsHeight,
+      build: buildLayerHeatmap,
+    },
   ];
 }
 
