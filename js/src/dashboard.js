@@ -216,6 +216,11 @@ export function createDashboard(el, state) {
     observer.observe(root);
   }
 
+  // Header and findings right away (they are cheap); the charts at the first frame.
+  renderHeader();
+  sidebar.update(state.findings, state.status, state.meta?.notes);
+  renderTabDots();
+  dirty.header = dirty.sidebar = false;
   setActive("overview");
   return function cleanup() {
     unsubscribe();

@@ -128,7 +128,9 @@ export class Sidebar {
     if (f.status === "resolved") tags.push("resolved");
     body.append(h(doc, "div", "bertlab-finding-meta", tags.join(" · ")));
     item.append(icon, body);
-    const activate = () => this.select(this.selected === f.code ? null : f.code);
+    // Always selects (the contract: a click activates the finding's panel and shows its
+    // detail, also when it is already selected and the user moved to another tab since).
+    const activate = () => this.select(f.code);
     item.addEventListener("click", activate);
     item.addEventListener("keydown", (ev) => {
       if (ev.key === "Enter" || ev.key === " ") {
@@ -179,9 +181,15 @@ export class Sidebar {
     const d = this.detail;
     d.dataset.code = String(f.code ?? "");
     const parts = [];
-    if (Array.isArray(f.steps) && f.steps.length === 2) {
-      parts.push(h(doc, "div", "bertlab-detail-steps", `steps ${f.steps[0]}–${f.steps[1]} (shaded in the ${f.panel || "overview"} panel)`));
-    }
+    const top = h(doc, "div", "bertlab-detail-top");
+    const where = Array.isArray(f.steps) && f.steps.length === 2 ? `steps ${f.steps[0]}–${f.steps[1]}, shaded in the charts` : "";
+    const close = h(doc, "button", "bertlab-detail-close", "×");
+    close.type = "button";
+    close.title = "Close (clears the shading)";
+    close.setAttribute("aria-label", "close");
+    close.addEventListener("click", () => this.select(null));
+    top.append(h(doc, "span", "bertlab-detail-steps", where), close);
+    parts.push(top);
     if (f.cause) {
       const cause = h(doc, "button", "bertlab-cause", `probably caused by ${f.cause} →`);
       cause.type = "button";

@@ -148,3 +148,24 @@ describe("header", () => {
     expect(epochText({ status: "waiting", epoch: null, epochs: [] })).toBe("");
   });
 });
+
+describe("finding selection", () => {
+  it("a second click on the selected finding goes back to its panel; × closes it", async () => {
+    const meta = makeMeta();
+    const el = document.createElement("div");
+    document.body.append(el);
+    renderStandalone(el, { meta, snapshot: encode(makeRows(meta, 0, 20)), snapshot_rows: 20, findings: FINDINGS });
+    const root = el.querySelector(".bertlab-dashboard");
+    const item = () => root.querySelector('.bertlab-finding[data-code="nan-loss"]');
+    await frame();
+    item().click();
+    root.querySelector('button.bertlab-tab[data-panel="data"]').click();
+    expect(root.dataset.activePanel).toBe("data");
+    item().click();
+    expect(root.dataset.activePanel).toBe("gradients");
+    expect(root.querySelector(".bertlab-finding-detail").hidden).toBe(false);
+    root.querySelector("button.bertlab-detail-close").click();
+    expect(root.querySelector(".bertlab-finding-detail")).toBeNull();
+    expect(item().classList.contains("bertlab-selected")).toBe(false);
+  });
+});
