@@ -29,7 +29,9 @@ const PANEL_NAMES = PANELS.map(([name]) => name);
 const RANK = { error: 0, warning: 1, info: 2 };
 /** After a draw that took t ms, the next data-driven draw waits BUSY_FACTOR * t (at most MAX_WAIT_MS). */
 const BUSY_FACTOR = 3;
-const MAX_WAIT_MS = 1500;
+const MAX_WAIT_MS = 1000;
+/** Below this many rows held, panels redraw at every frame with changes. */
+const THROTTLE_ROWS = 2000;
 
 /** Element helper: tag, class, text (as textContent). */
 function h(doc, tag, cls, text) {
@@ -190,6 +192,9 @@ export function createDashboard(el, state) {
       if (!timer) timer = win.setTimeout(() => ((timer = 0), schedule()), notBefore - t0);
       return;
     }
+    // Throttle only for big runs (small ones draw cheaply every frame, so the first steps show
+    // at once); a click's draw (first plot, panel switch) is not the streaming cost either.
+    const measured = !forced && (state.store?.length ?? 0) > THROTTLE_ROWS;
     forced = false;
     const ctx = makeContext(state, { highlight, theme: readTheme(root) });
     panel.update(ctx);
@@ -198,7 +203,7 @@ export function createDashboard(el, state) {
       panel.resize();
     }
     const t1 = clock();
-    notBefore = t1 + Math.min(MAX_WAIT_MS, BUSY_FACTOR * (t1 - t0));
+    notBefore = measured ? t1 + Math.min(MAX_WAIT_MS, BUSY_FACTOR * (t1 - t0)) : 0;
   }
 
   const unsubscribe = state.subscribe((kinds) => {
