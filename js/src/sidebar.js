@@ -182,7 +182,8 @@ export class Sidebar {
     d.dataset.code = String(f.code ?? "");
     const parts = [];
     const top = h(doc, "div", "bertlab-detail-top");
-    const where = Array.isArray(f.steps) && f.steps.length === 2 ? `steps ${f.steps[0]}–${f.steps[1]}, shaded in the charts` : "";
+    const [a, b] = Array.isArray(f.steps) && f.steps.length === 2 ? f.steps : [];
+    const where = a == null ? "" : `${a === b ? `step ${a}` : `steps ${a}–${b}`}, shaded in the charts`;
     const close = h(doc, "button", "bertlab-detail-close", "×");
     close.type = "button";
     close.title = "Close (clears the shading)";
