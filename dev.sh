@@ -54,6 +54,8 @@ case "$cmd" in
     browser
     export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
     "$PY" -m ruff check bertlab tests benchmarks
+    # Front-end unit tests (vitest); node_modules was installed by the build during setup.
+    (cd js && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm test --silent)
     exec "$PY" -m pytest "$@"
     ;;
   *)

@@ -1,6 +1,6 @@
 """``to_html``: the dashboard as one self-contained HTML file (no server, no network).
 
-The file embeds the built front end (``bertlab/static/dashboard.js`` and ``.css``, plotly.js
+The file embeds the built front end (``bertlab/static/dashboard.js``, plotly.js and the CSS
 included) and the run's widget state (``protocol.state``), and renders it with the same code as
 the live widget (``renderStandalone`` in ``js/src/standalone.js``). It opens from ``file://``
 on a machine with no internet.
@@ -30,7 +30,6 @@ _TEMPLATE = """<!DOCTYPE html>
 <title>{title}</title>
 <style>
 body {{ margin: 0; padding: 16px; font-family: system-ui, sans-serif; background: #fff; }}
-{css}
 </style>
 </head>
 <body>
@@ -66,15 +65,12 @@ def render_html(run: Run, title: str | None = None) -> str:
             f"{bundle_path} is missing: the front end was not built "
             "(pip install -e . builds it; or: cd js && npm ci && npm run build)"
         )
-    css_path = STATIC / "dashboard.css"
-    css = css_path.read_text(encoding="utf-8") if css_path.exists() else ""
     model_class = run.meta.get("model", {}).get("model_class") or "run"
     title = title or f"bertlab report: {model_class}"
     state = protocol.state(run, title=title)
     state["snapshot"] = base64.b64encode(state["snapshot"]).decode("ascii")
     return _TEMPLATE.format(
         title=html.escape(title),
-        css=css.replace("</", "<\\/"),
         state=_script_json(state),
         bundle=base64.b64encode(bundle_path.read_bytes()).decode("ascii"),
     )

@@ -96,6 +96,8 @@ def meta(run: Run) -> dict[str, Any]:
             "class_names": class_names,
             "model": {key: facts.get(key) for key in _MODEL_KEYS},
             "metrics": facts.get("metrics") or [],
+            # steps recorded when this was made (a downsampled snapshot's last step is a mean)
+            "steps": run.steps,
         }
     )
 
