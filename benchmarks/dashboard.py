@@ -85,9 +85,12 @@ def in_kernel(rounds: int, steps: int, timeout: float) -> dict[str, Any]:
         code = KERNEL_CODE.format(
             bench_dir=str(ROOT / "benchmarks"), root=str(ROOT), rounds=rounds, steps=steps
         )
-        reply = kc.execute_interactive(
-            textwrap.dedent(code), timeout=timeout, output_hook=lambda m: None
-        )
+        msg_id = kc.execute(textwrap.dedent(code))
+        while True:  # IOPub is read by the drain thread, the reply comes on the shell channel
+            reply = kc.get_shell_msg(timeout=timeout)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        time.sleep(1.0)  # let the last IOPub messages arrive
         if reply["content"]["status"] != "ok":
             raise RuntimeError(f"benchmark failed in the kernel: {reply['content']}")
     finally:
