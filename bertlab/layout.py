@@ -41,6 +41,11 @@ tok_min, tok_max, pad_share, len_mean, len_max, full_share, unk_share, input_non
     non-padding tokens per row, share of rows with no padding at all (likely truncated), share of
     real tokens that are the tokenizer's unknown token (when its id is known), number of
     non-finite values in float inputs.
+len_hist[16]
+    Token-length distribution of the batch: how many rows have a number of real (non-padding)
+    tokens in each of 16 equal bins on [0, L], L the padded sequence length (edges in
+    ``Layout.len_edges``; a row of exactly L tokens, i.e. probably truncated, counts in the last
+    bin). Recorded when L is known when the step is traced; absent (width 0) otherwise.
 """
 
 from __future__ import annotations
@@ -91,6 +96,15 @@ PROB_EDGES: tuple[float, ...] = tuple(i / 20 for i in range(21))
 #: Histogram edges used when the loss reads the outputs as logits: 40 unit bins on [-20, 20]
 #: (a logit of 20 already means p > 0.999999998; larger values land in the last bin).
 LOGIT_EDGES: tuple[float, ...] = tuple(float(i) for i in range(-20, 21))
+#: Bins of the token-length histogram ``len_hist``.
+LEN_BINS = 16
+
+
+def length_edges(seq_len: int | None) -> tuple[float, ...]:
+    """``LEN_BINS`` equal bins on [0, seq_len]; ``()`` when the sequence length is unknown."""
+    if not seq_len or seq_len <= 0:
+        return ()
+    return tuple(seq_len * i / LEN_BINS for i in range(LEN_BINS + 1))
 
 
 @dataclass(frozen=True)
@@ -110,6 +124,9 @@ class Layout:
     prob_mode
         How the loss turns outputs into probabilities: ``"softmax"``, ``"sigmoid"`` or
         ``"identity"`` (the outputs already are probabilities); ``"none"`` for regression.
+    len_edges
+        Bin edges of ``len_hist`` (``length_edges(seq_len)``); empty when the padded sequence
+        length is not known at trace time, and then ``len_hist`` is not recorded.
     """
 
     task: str
@@ -117,6 +134,7 @@ class Layout:
     layers: tuple[str, ...] = field(default_factory=tuple)
     hist_edges: tuple[float, ...] = LOGIT_EDGES
     prob_mode: str = "softmax"
+    len_edges: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -139,6 +157,7 @@ class Layout:
             ("out_hist", len(self.hist_edges) - 1),
             ("pred_count", self.n_classes),
             ("label_count", self.n_classes),
+            ("len_hist", max(0, len(self.len_edges) - 1)),
         ]
         return [(name, width) for name, width in out if width > 0]
 
@@ -159,19 +178,24 @@ class Layout:
         output_activation: str | None,
         n_outputs: int,
         layers: tuple[str, ...],
+        seq_len: int | None = None,
     ) -> Layout:
-        """The layout for a model with these facts, K outputs and these gradient groups."""
+        """The layout for a model with these facts, K outputs and these gradient groups.
+
+        ``seq_len`` is the padded token sequence length when known at trace time (it adds the
+        ``len_hist`` channel).
+        """
         task = choose_task(loss, n_outputs)
         mode = choose_prob_mode(task, from_logits, output_activation)
         edges = PROB_EDGES if mode == "identity" else LOGIT_EDGES
-        return cls(task, n_outputs, tuple(layers), edges, mode)
+        return cls(task, n_outputs, tuple(layers), edges, mode, length_edges(seq_len))
 
     def labels(self, channel: str) -> list[str]:
         """Human-readable labels of a vector channel's columns (for tables and plots)."""
         if channel == "grad_layer_norm":
             return list(self.layers)
-        if channel == "out_hist":
-            edges = self.hist_edges
+        if channel in ("out_hist", "len_hist"):
+            edges = self.hist_edges if channel == "out_hist" else self.len_edges
             return [f"{edges[i]:g}..{edges[i + 1]:g}" for i in range(len(edges) - 1)]
         if channel in ("pred_count", "label_count"):
             if self.task == "binary":
@@ -189,17 +213,22 @@ class Layout:
             "layers": list(self.layers),
             "hist_edges": list(self.hist_edges),
             "prob_mode": self.prob_mode,
+            "len_edges": list(self.len_edges),
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> Layout:
-        """Inverse of ``to_dict``; raises ``ValueError``/``KeyError`` on malformed input."""
+        """Inverse of ``to_dict``; raises ``ValueError``/``KeyError`` on malformed input.
+
+        Runs saved before ``len_edges`` existed load with none (no ``len_hist`` channel).
+        """
         return cls(
             task=str(data["task"]),
             n_outputs=int(data["n_outputs"]),
             layers=tuple(str(x) for x in data["layers"]),
             hist_edges=tuple(float(x) for x in data["hist_edges"]),
             prob_mode=str(data["prob_mode"]),
+            len_edges=tuple(float(x) for x in data.get("len_edges", ())),
         )
 
 

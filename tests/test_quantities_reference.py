@@ -76,6 +76,13 @@ def test_first_step_matches_reference_recomputation():
     assert np.isclose(row["len_mean"], mb.sum(1).mean(), rtol=1e-5)
     assert row["len_max"] == mb.sum(1).max()
     assert np.isclose(row["full_share"], (mb.sum(1) == x.shape[1]).mean())
+    # len_hist: rows per real-token-count bin, 16 equal bins on [0, L] (numpy's last bin is
+    # closed, like the probe's: full rows count in it).
+    seq = x.shape[1]
+    assert watch.run.layout.len_edges == tuple(np.linspace(0, seq, 17))
+    ref_hist, _ = np.histogram(mb.sum(1), bins=16, range=(0, seq))
+    lens = [c for c in watch.history.columns if c.startswith("len_hist")]
+    np.testing.assert_array_equal(row[lens].to_numpy(float), ref_hist)
     assert row["batch_size"] == B and row["step"] == 0 and row["epoch"] == 0
 
 
@@ -148,3 +155,59 @@ def test_multilabel_records_per_label_rates_and_f1():
     tp = (pred * y[:64]).sum(0)
     expected_recall = np.where(y[:64].sum(0) > 0, tp / np.maximum(y[:64].sum(0), 1), np.nan)
     np.testing.assert_allclose(rec["val_recall"], expected_recall, rtol=1e-6)
+
+
+def _len_model(seq):
+    keras.utils.set_random_seed(0)
+    ids = keras.Input((seq,), dtype="int32", name="input_ids")
+    mask = keras.Input((seq,), dtype="int32", name="attention_mask")
+    h = keras.layers.Embedding(300, 8)(ids)
+    h = keras.layers.GlobalAveragePooling1D()(h, mask=keras.ops.cast(mask, "bool"))
+    model = keras.Model({"input_ids": ids, "attention_mask": mask}, keras.layers.Dense(3)(h))
+    return model
+
+
+def test_length_histogram_under_xla_matches_numpy_and_is_absent_for_unknown_lengths():
+    """len_hist with an HF-style mask, jit_compile=True; omitted when L is unknown at trace."""
+    import tensorflow as tf
+
+    seq, rng = 50, np.random.default_rng(3)
+    lengths = rng.integers(1, seq + 1, size=96)
+    lengths[:10] = seq  # truncated rows land in the last bin
+    mask = (np.arange(seq)[None, :] < lengths[:, None]).astype("int32")
+    ids = np.where(mask > 0, rng.integers(1, 300, size=(96, seq)), 0).astype("int32")
+    y = rng.integers(0, 3, size=96)
+    model = _len_model(seq)
+    model.compile(
+        optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(True), jit_compile=True
+    )
+    watch = bertlab.Watch(verbose=False)
+    x = {"input_ids": ids, "attention_mask": mask}
+    model.fit(x, y, batch_size=32, epochs=1, shuffle=False, callbacks=[watch], verbose=0)
+    lens = [c for c in watch.history.columns if c.startswith("len_hist")]
+    assert len(lens) == 16 and lens[0] == "len_hist[0..3.125]"
+    got = watch.history[lens].to_numpy(float)
+    for b in range(3):
+        ref, _ = np.histogram(lengths[32 * b : 32 * (b + 1)], bins=16, range=(0, seq))
+        np.testing.assert_array_equal(got[b], ref)
+
+    # Dynamic padding (padded_batch): the sequence length is unknown when the step is traced.
+    rows = [ids[i, : lengths[i]] for i in range(96)]
+    ds = tf.data.Dataset.from_generator(
+        lambda: ((r, int(c)) for r, c in zip(rows, y, strict=True)),
+        output_signature=(tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int64)),
+    ).padded_batch(32)
+    keras.utils.set_random_seed(0)
+    dyn = keras.Sequential(
+        [
+            keras.layers.Embedding(300, 8),
+            keras.layers.GlobalAveragePooling1D(),
+            keras.layers.Dense(3),
+        ]
+    )
+    dyn.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(True))
+    watch = bertlab.Watch(verbose=False)
+    dyn.fit(ds, epochs=1, callbacks=[watch], verbose=0)
+    assert watch.run.layout.len_edges == ()
+    assert not [c for c in watch.history.columns if c.startswith("len_hist")]
+    assert np.isfinite(watch.history["len_max"]).all()

@@ -215,9 +215,13 @@ class Instrument:
         return self._orig["apply"](grads, trainable_variables)
 
     # ---------------------------------------------------------------- in-graph recording
-    def _ensure_layout(self, y_pred: Any, var_paths: list[str] | None) -> Layout:
+    def _ensure_layout(self, y_pred: Any, var_paths: list[str] | None, x: Any = None) -> Layout:
         if self.layout is not None:
             return self.layout
+        ids = q.find_text_inputs(x)[0] if x is not None else None
+        seq_len = None
+        if ids is not None and ids.shape.rank == 2 and ids.shape[1] is not None:
+            seq_len = int(ids.shape[1])  # padded length known at trace time: len_hist
         k = 1
         if y_pred is not None and y_pred.shape.rank and y_pred.shape.rank > 1:
             k = int(y_pred.shape[-1]) if y_pred.shape[-1] is not None else 1
@@ -229,6 +233,7 @@ class Instrument:
             output_activation=f.output_activation,
             n_outputs=k,
             layers=groups,
+            seq_len=seq_len,
         )
         width = self.layout.width()
         cap = ring_capacity(f.steps_per_execution)
@@ -245,7 +250,7 @@ class Instrument:
             self._note("the train step never called compute_loss: outputs and labels not recorded")
         if "grads" not in p:
             self._note("the train step never called optimizer.apply: gradients not recorded")
-        layout = self._ensure_layout(y_pred, p.get("vars"))
+        layout = self._ensure_layout(y_pred, p.get("vars"), x)
         vals: dict[str, tf.Tensor] = {}
         if "loss" in p:
             loss = tf.cast(tf.reduce_sum(p["loss"]), tf.float32)
@@ -269,7 +274,7 @@ class Instrument:
                 counts, _, _ = q.class_counts(y, y_pred, layout)
                 vals.update(counts)
         if x is not None:
-            stats, desc = q.input_stats(x, self.facts.unk_token_id)
+            stats, desc = q.input_stats(x, self.facts.unk_token_id, layout.len_edges)
             vals.update(stats)
             self.trace_facts["inputs"] = desc
         self._trace_output_facts(y_pred, y, weighted=p.get("sample_weight") is not None)

@@ -229,8 +229,27 @@ def find_text_inputs(x) -> tuple[tf.Tensor | None, tf.Tensor | None, dict]:
     return ids, mask, desc
 
 
-def input_stats(x, unk_id: int | None = None) -> tuple[dict[str, tf.Tensor], dict]:
-    """Token-id range, padding share, non-padding lengths, [UNK] share, non-finite inputs."""
+def length_histogram(lengths: tf.Tensor, edges: tuple[float, ...]) -> tf.Tensor:
+    """Rows per bin of real-token counts, for the equal bins ``edges`` on [0, L].
+
+    A bucket index and a one-hot sum (B x bins): XLA-compatible, a handful of ops. Lengths of
+    exactly L (no padding) fall into the last bin.
+    """
+    nbins = len(edges) - 1
+    scale = nbins / (edges[-1] - edges[0])
+    idx = tf.cast(tf.floor((lengths - edges[0]) * scale), tf.int32)
+    idx = tf.clip_by_value(idx, 0, nbins - 1)
+    return tf.reduce_sum(tf.one_hot(idx, nbins, dtype=F32), axis=0)
+
+
+def input_stats(
+    x, unk_id: int | None = None, len_edges: tuple[float, ...] = ()
+) -> tuple[dict[str, tf.Tensor], dict]:
+    """Token-id range, padding share, non-padding lengths, [UNK] share, non-finite inputs.
+
+    With ``len_edges`` (the layout's, for the statically known sequence length) it also
+    returns ``len_hist``, the rows per token-length bin.
+    """
     stats: dict[str, tf.Tensor] = {}
     nonfinite = [
         _count(tf.logical_not(tf.math.is_finite(t)))
@@ -252,6 +271,8 @@ def input_stats(x, unk_id: int | None = None) -> tuple[dict[str, tf.Tensor], dic
     stats["len_mean"] = tf.reduce_mean(lengths)
     stats["len_max"] = tf.reduce_max(lengths)
     stats["full_share"] = tf.reduce_mean(_f(tf.equal(lengths, seq_len)))
+    if len(len_edges) > 1:
+        stats["len_hist"] = length_histogram(lengths, len_edges)
     if unk_id is not None:
         unk = _f(tf.equal(ids, tf.cast(unk_id, ids.dtype))) * real
         stats["unk_share"] = tf.reduce_sum(unk) / tf.maximum(tf.reduce_sum(real), 1.0)
