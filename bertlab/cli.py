@@ -9,82 +9,61 @@ import time
 from pathlib import Path
 
 
-def _demo_data(n: int, k: int, seq: int, vocab: int, seed: int):
-    """Synthetic 'documents': random tokens plus a few class-specific keywords, then padding.
-
-    Stands in for real text until the BBC News demo lands; it needs no download and a small
-    model learns it in a few epochs, so the recorded numbers show a real learning curve.
-    """
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, k, size=n)
-    x = rng.integers(10 + k * 5, vocab, size=(n, seq))
-    lengths = rng.integers(seq // 3, seq + 1, size=n)
-    for i in range(n):
-        keywords = 10 + y[i] * 5 + rng.integers(0, 5, size=6)
-        x[i, 1 + rng.choice(lengths[i] - 1, size=6, replace=False)] = keywords
-    x[:, 0] = 2  # [CLS]-like start token
-    mask = np.arange(seq)[None, :] < lengths[:, None]
-    return np.where(mask, x, 0).astype("int32"), mask.astype("int32"), y
-
-
 def demo(args: argparse.Namespace) -> int:
-    """Train a tiny BERT with Watch in a plain script; print what was recorded; save the run."""
+    """Fine-tune pretrained MiniLM on BBC News: the forum's broken setup, then the fixed one."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from bertlab.demo import bbc, minilm
+
+    begin = time.perf_counter()
+    try:
+        corpus = bbc.load()
+        minilm.preset_dir()
+    except FileNotFoundError as exc:  # MissingCorpusError / MissingModelError
+        print(f"bertlab demo: {exc}", file=sys.stderr)
+        return 2
     import warnings
 
-    import keras
-    import keras_hub
-    import numpy as np
+    warnings.filterwarnings("ignore", category=UserWarning)  # Keras's own hints, not bertlab's
+    from bertlab.demo.phases import describe_findings, run_phase
 
-    # KerasHub turns arrays into a tf.data pipeline and then warns that shuffle is ignored.
-    warnings.filterwarnings("ignore", message=".*shuffle=True. was passed")
-
-    import bertlab
-    from bertlab.text import summary
-
-    k, seq, vocab = 4, args.seq_len, 1000
-    x, mask, y = _demo_data(args.samples, k, seq, vocab, seed=0)
-    n_val = args.samples // 5
-    inputs = {"token_ids": x, "padding_mask": mask, "segment_ids": np.zeros_like(x)}
-    train = {key: v[n_val:] for key, v in inputs.items()}
-    val = {key: v[:n_val] for key, v in inputs.items()}
-    keras.utils.set_random_seed(0)
-    backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=vocab,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=64,
-        intermediate_dim=128,
-        max_sequence_length=seq,
-    )
-    model = keras_hub.models.BertTextClassifier(backbone, num_classes=k, preprocessor=None)
-    model.compile(optimizer=keras.optimizers.Adam(args.lr), metrics=["accuracy"])
+    phases = {None: ["broken", "fixed"], True: ["fixed"], False: ["broken"]}[args.fix]
+    data = minilm.bbc_arrays(args.seq_len, args.text)
+    n_layers = args.layers or 6
     print(
-        f"bertlab demo: fine-tuning a 2-layer BERT (hidden 64) on {len(y) - n_val} synthetic "
-        f"documents, {k} classes, {args.epochs} epochs, batch 16, seq {seq}, lr {args.lr:g}"
+        f"bertlab demo: pretrained all-MiniLM-L6-v2 ({n_layers} of 6 layers, hidden 384) "
+        f"fine-tuned on BBC News: {len(corpus):,} articles ({corpus.duplicates} exact "
+        f"duplicates dropped), {len(corpus.topics)} topics ({', '.join(corpus.topics)}); "
+        f"{len(data.y_train)} train / {len(data.y_val)} validation / {len(data.y_test)} test; "
+        f"{'headline + lead paragraph' if args.text == 'lead' else 'whole articles'}, "
+        f"{args.seq_len} tokens. Loaded in {time.perf_counter() - begin:.0f} s.",
+        flush=True,
     )
-    watch = bertlab.Watch()
-    start = time.perf_counter()
-    model.fit(
-        train,
-        y[n_val:],
-        validation_data=(val, y[:n_val]),
-        epochs=args.epochs,
-        batch_size=16,
-        callbacks=[watch],
-        verbose=1 if sys.stdout.isatty() else 2,
-    )
-    print(f"\ntrained in {time.perf_counter() - start:.1f} s\n")
-    print(summary(watch.run))
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "demo.bertlab"
-    watch.save(path)
-    history = watch.history
-    print(f"\nrecorded {len(history)} rows x {history.shape[1]} columns per batch; saved {path}")
-    print(f"reopen it with: bertlab.load({str(path)!r}).history")
+    results = []
+    for i, setup in enumerate(phases, 1):
+        label = f"[{i}/{len(phases)}] "
+        result = run_phase(
+            setup,
+            data,
+            steps=args.steps,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            out=out,
+            num_layers=args.layers,
+            label=label,
+        )
+        print(describe_findings(result))
+        print("saved " + ", ".join(str(p) for p in result.files), flush=True)
+        results.append(result)
+    if len(results) == 2:
+        before, after = results
+        print(
+            f"\ntest accuracy: {before.test_accuracy:.1%} with the forum's setup -> "
+            f"{after.test_accuracy:.1%} fixed ({len(data.y_test)} held-out articles)"
+        )
+    print(f"total wall time {time.perf_counter() - begin:.0f} s")
+    print(f"reopen a run with: bertlab show {results[-1].files[0]}")
     return 0
 
 
@@ -100,12 +79,45 @@ def show(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bertlab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="train a small model with Watch and print what it recorded")
-    p.add_argument("--epochs", type=int, default=4)
-    p.add_argument("--samples", type=int, default=800, help="number of synthetic documents")
-    p.add_argument("--seq-len", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--out", default="out", help="folder for the saved run")
+    p = sub.add_parser(
+        "demo",
+        help="fine-tune pretrained MiniLM on BBC News: the forum's broken setup, then the fix",
+        description=(
+            "Phase 1 trains the forum's setup (softmax head + from_logits=True, Adam 1e-3) "
+            "with bertlab.Watch and prints the findings as they appear and the root cause; "
+            "phase 2 trains the corrected setup (logits, Adam 5e-5). Prints test accuracy "
+            "before/after and saves <out>/demo-broken.bertlab, <out>/demo-fixed.bertlab and "
+            "an HTML report of each."
+        ),
+    )
+    p.add_argument("--steps", type=int, default=40, help="steps per epoch (default 40)")
+    p.add_argument("--epochs", type=int, default=2, help="epochs per phase (default 2)")
+    p.add_argument("--seq-len", type=int, default=64, help="tokens per article (default 64)")
+    p.add_argument("--batch-size", type=int, default=16, help="default 16")
+    fix = p.add_mutually_exclusive_group()
+    fix.add_argument(
+        "--fix",
+        dest="fix",
+        action="store_true",
+        default=None,
+        help="only the corrected setup (default: both phases)",
+    )
+    fix.add_argument(
+        "--no-fix", dest="fix", action="store_false", help="only the forum's broken setup"
+    )
+    p.add_argument(
+        "--text",
+        choices=("lead", "full"),
+        default="lead",
+        help="headline + lead paragraph (default), or whole articles (mostly truncated)",
+    )
+    p.add_argument(
+        "--layers",
+        type=int,
+        default=None,
+        help="keep only the first N of MiniLM's 6 pretrained layers (quick checks)",
+    )
+    p.add_argument("--out", default="out", help="folder for the saved runs and reports")
     p.set_defaults(func=demo)
     p = sub.add_parser("show", help="print the summary of a saved run")
     p.add_argument("run")

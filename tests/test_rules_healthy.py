@@ -113,14 +113,26 @@ def _dict_inputs_with_mask():
     return fit_watched(model, data, y, epochs=4, validation_split=0.2)
 
 
+def _keyword_documents(n: int, k: int, seq: int, vocab: int, seed: int):
+    """Synthetic 'documents': random tokens plus a few class-specific keywords, then padding."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, size=n)
+    x = rng.integers(10 + k * 5, vocab, size=(n, seq))
+    lengths = rng.integers(seq // 3, seq + 1, size=n)
+    for i in range(n):
+        keywords = 10 + y[i] * 5 + rng.integers(0, 5, size=6)
+        x[i, 1 + rng.choice(lengths[i] - 1, size=6, replace=False)] = keywords
+    x[:, 0] = 2  # [CLS]-like start token
+    mask = np.arange(seq)[None, :] < lengths[:, None]
+    return np.where(mask, x, 0).astype("int32"), mask.astype("int32"), y
+
+
 def _demo_like_bert():
-    """The main job's setup: a from-scratch 2-layer BERT whose head needs ~30 steps to break
+    """The first demo's setup: a from-scratch 2-layer BERT whose head needs ~30 steps to break
     symmetry (it predicts one class, loss at chance, then learns): no alarm may fire."""
     import keras_hub
 
-    from bertlab.cli import _demo_data
-
-    x, mask, y = _demo_data(640, 4, 64, 1000, seed=0)
+    x, mask, y = _keyword_documents(640, 4, 64, 1000, seed=0)
     keras.utils.set_random_seed(0)
     backbone = keras_hub.models.BertBackbone(
         vocabulary_size=1000,
