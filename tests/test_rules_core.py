@@ -192,3 +192,20 @@ def test_engine_orders_cause_first_links_symptom_and_withdraws():
     assert [(f.code, f.severity) for f in diag.findings] == [("high-learning-rate", "info")]
     record = {d["code"]: d["status"] for d in diag.run.findings}
     assert record == {"high-learning-rate": "live", "single-class": "resolved"}
+
+
+def test_chance_level_of_many_classes_is_not_underestimated_from_a_short_window():
+    """45 balanced classes seen in 160 labels: the plug-in entropy reads ~3.67, not ln 45."""
+    from bertlab.rules._stats import chance_loss, entropy
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 45, size=(40, 4))
+    counts = np.stack([np.bincount(row, minlength=45) for row in labels])
+    sizes = np.full(40, 4.0)
+    plug_in = entropy(counts.sum(0))
+    level = chance_loss(counts, "multiclass", sizes)
+    assert plug_in < 0.965 * np.log(45)  # would eat most of chance-loss's 5 % tolerance
+    assert abs(level - np.log(45)) < 0.02 * np.log(45)
+    # Few classes and many labels: the correction is negligible and never exceeds ln K.
+    two = np.array([[500.0, 500.0]])
+    assert chance_loss(two, "multiclass", np.array([1000.0])) == np.log(2)

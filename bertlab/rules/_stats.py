@@ -27,13 +27,21 @@ def chance_loss(label_counts: np.ndarray, task: str, batch_sizes: np.ndarray) ->
     This is the no-information level a stuck classifier sits at: ln K for K balanced classes,
     the label entropy in general; for multi-label/binary cross-entropy (averaged over labels)
     it is the mean binary entropy of the per-label positive rates.
+
+    The entropy of the label counts of a window underestimates the label entropy by about
+    (m - 1) / 2N for m classes seen in N labels (Miller 1955), which matters when there are
+    many classes: 45 balanced classes seen in 160 labels (40 batches of 4) read 3.67 instead
+    of ln 45 = 3.81, nearly the whole 5 % tolerance of ``chance-loss``. The Miller-Madow
+    correction adds that term back (capped at ln K).
     """
     counts = np.nansum(np.asarray(label_counts, dtype=float), axis=0)
     n = float(np.nansum(batch_sizes))
     if n <= 0 or counts.sum() <= 0:
         return None
     if task == "multiclass":
-        return entropy(counts)
+        seen = int(np.count_nonzero(counts))
+        corrected = entropy(counts) + (seen - 1) / (2 * counts.sum())
+        return float(min(corrected, np.log(len(counts))))
     if task == "binary":
         return float(binary_entropy(counts[1] / n))
     if task == "multilabel":
