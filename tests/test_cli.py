@@ -56,9 +56,9 @@ def test_demo_trains_broken_then_fixed_and_saves_runs(tmp_path):
         assert len([c for c in run.history.columns if c.startswith("len_hist")]) == 16
     broken = bertlab.load(tmp_path / "runs" / "demo-broken.bertlab")
     assert {"double-softmax", "high-learning-rate"} <= {f["code"] for f in broken.findings}
-    if hasattr(bertlab.Watch, "to_html"):
-        assert (tmp_path / "runs" / "demo-broken.html").stat().st_size > 0
-        assert (tmp_path / "runs" / "demo-fixed.html").stat().st_size > 0
+    report = (tmp_path / "runs" / "demo-broken.html").read_text(encoding="utf-8")
+    assert 'id="bertlab-state"' in report and "double-softmax" in report
+    assert (tmp_path / "runs" / "demo-fixed.html").stat().st_size > 0
 
     shown = _bertlab("show", str(tmp_path / "runs" / "demo-broken.bertlab"), cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr

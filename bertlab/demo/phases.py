@@ -98,10 +98,8 @@ def run_phase(
     out.mkdir(parents=True, exist_ok=True)
     files = [out / f"demo-{setup}.bertlab"]
     watch.save(files[0])
-    # Watch.to_html(path) is new (bertlab/views/html.py); older checkouts lack it.
-    if hasattr(watch, "to_html"):
-        files.append(out / f"demo-{setup}.html")
-        watch.to_html(files[-1])
+    files.append(out / f"demo-{setup}.html")
+    watch.to_html(files[-1])
     keras.backend.clear_session()
     total = time.perf_counter() - start
     print(
