@@ -209,3 +209,23 @@ def test_chance_level_of_many_classes_is_not_underestimated_from_a_short_window(
     # Few classes and many labels: the correction is negligible and never exceeds ln K.
     two = np.array([[500.0, 500.0]])
     assert chance_loss(two, "multiclass", np.array([1000.0])) == np.log(2)
+
+
+def test_a_finding_that_comes_back_is_printed_as_again(capsys):
+    """A plain script prints a finding's full line once; when it is withdrawn and raised
+    again, a short "again" line with the new evidence."""
+    from bertlab.findings import Finding
+
+    watch = bertlab.Watch(verbose=True, dashboard=False)
+
+    def finding(evidence):
+        return Finding("single-class", "error", "Every prediction is the same class", evidence,
+                       "why", "fix")
+
+    watch._announce(finding("steps 52–71: one class"))
+    watch._announce(finding("steps 60–79: one class"))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "bertlab error: [single-class] Every prediction is the same class — steps 52–71: one class",
+        "bertlab error: [single-class] again — steps 60–79: one class",
+    ]

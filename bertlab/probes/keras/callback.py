@@ -133,6 +133,7 @@ class Watch(keras.callbacks.Callback):
         self._t0 = 0.0
         self._val: dict[str, np.ndarray] | None = None
         self._reported_notes: set[str] = set()
+        self._announced: set[str] = set()
 
     # ------------------------------------------------------------------ public reading API
     @property
@@ -333,8 +334,17 @@ class Watch(keras.callbacks.Callback):
         self._diagnoser.evaluate(ctx, phases)
 
     def _announce(self, finding: Finding) -> None:
+        # A finding withdrawn and raised again later is one problem coming back, not a new
+        # one: say so in a short line instead of repeating the title.
         if self.verbose:
-            print(finding.line(), flush=True)
+            if finding.code in self._announced:
+                print(
+                    f"bertlab {finding.severity}: [{finding.code}] again — {finding.evidence}",
+                    flush=True,
+                )
+            else:
+                print(finding.line(), flush=True)
+        self._announced.add(finding.code)
 
     @_guarded("starting validation")
     def on_test_begin(self, logs=None) -> None:
