@@ -83,7 +83,7 @@ def test_updates_are_throttled_and_flushed_at_epoch_and_train_end(comms):
     run.add_epoch({"epoch": 0, "steps": run.steps, "loss": 1.0, "val_loss": float("nan")})
     steps = dash.comm.custom("steps")
     assert len(steps) == 2 and steps[-1][0]["stop"] == 100
-    (epoch, _), = dash.comm.custom("epoch")
+    ((epoch, _),) = dash.comm.custom("epoch")
     assert epoch["record"] == {"epoch": 0, "steps": 100, "loss": 1.0, "val_loss": None}
     run.add_steps(_rows(run, 100, 3, rng))
     run.end()
@@ -128,7 +128,7 @@ def test_live_training_streams_meta_rows_findings_and_restores_on_reload(comms):
         model.fit(x, y, epochs=2, batch_size=32, callbacks=[watch], verbose=0)
     kinds = [content["type"] for content, _ in dash.comm.custom()]
     assert kinds[0] == "status" and kinds.index("meta") < kinds.index("steps")
-    (meta, _), = dash.comm.custom("meta")
+    ((meta, _),) = dash.comm.custom("meta")
     names = [name for name, _ in meta["meta"]["channels"]]
     assert names == [name for name, _ in watch.run.store.channels]
     assert meta["meta"]["labels"]["pred_count"] == ["a", "b", "<c>", "d"]

@@ -219,8 +219,9 @@ def test_a_finding_that_comes_back_is_printed_as_again(capsys):
     watch = bertlab.Watch(verbose=True, dashboard=False)
 
     def finding(evidence):
-        return Finding("single-class", "error", "Every prediction is the same class", evidence,
-                       "why", "fix")
+        return Finding(
+            "single-class", "error", "Every prediction is the same class", evidence, "why", "fix"
+        )
 
     watch._announce(finding("steps 52–71: one class"))
     watch._announce(finding("steps 60–79: one class"))

@@ -169,9 +169,7 @@ class Dashboard(anywidget.AnyWidget):
                 content, buffers = protocol.steps_message(delta)
             self.send(content, buffers)
             self._cursor = run.steps
-            self.update_log.append(
-                (time.perf_counter() - start, sum(len(b) for b in buffers))
-            )
+            self.update_log.append((time.perf_counter() - start, sum(len(b) for b in buffers)))
         while self._epochs_sent < len(run.epoch_records):
             record = protocol.jsonable(run.epoch_records[self._epochs_sent])
             self.send({"type": "epoch", "record": record})
