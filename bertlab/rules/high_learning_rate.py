@@ -19,6 +19,7 @@ SYMPTOMS = (
     "oscillating-loss",
     "multilabel-collapse",
     "stagnant-loss",
+    "vanishing-gradients",
 )
 
 

@@ -100,7 +100,7 @@ RULE = Rule(
     phase="live",
     panel="gradients",
     rank=36,
-    causes=("saturated-logits", "logits-as-probabilities"),
+    causes=("saturated-logits", "logits-as-probabilities", "high-learning-rate"),
     title="Vanishing gradients: the first layers barely learn",
     explanation=(
         "Backpropagation multiplies the gradient by each layer's derivative on its way to the "
@@ -108,7 +108,9 @@ RULE = Rule(
         "it at every layer, so after a few layers the embeddings and first layers receive almost "
         "nothing and stay where they were initialised, while only the head trains. In a healthy "
         "BERT the embedding gradients are smaller than the head's, but not by orders of "
-        "magnitude."
+        "magnitude. A learning rate far too high for a pretrained encoder does the same: its "
+        "first updates wreck the encoder, whose collapsed layers then pass almost no gradient "
+        "back."
     ),
     fix=(
         "Use non-saturating activations with a matching initialisation and normalisation, and "
