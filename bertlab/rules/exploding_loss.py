@@ -53,12 +53,12 @@ def check(ctx: Context) -> Evidence | None:
     start = ctx.step_range(int(pos[best_i]))[0]
     steps = (start, ctx.step_range(int(pos[-1]))[1])
     trend = f", still x{growth:.3g} over the last {RISE_SPAN} steps" if growth >= RISE else ""
-    ref = f"no-information level {level:.3g}" if level is not None else "its starting level"
+    ref = f"the no-information level {level:.3g}" if level is not None else "its starting level"
     nonfinite = int(np.sum(~np.isfinite(ctx.col("loss"))))
     tail = f"; {nonfinite} later batch losses are NaN/inf" if nonfinite else ""
     return Evidence(
         f"steps {steps[0]}–{steps[1]}: batch loss (median of {SMOOTH} steps) rose from "
-        f"{best:.3g} to {latest:.3g} (x{ratio:.3g}){trend}, far above the {ref}{tail}",
+        f"{best:.3g} to {latest:.3g} (x{ratio:.3g}){trend}, far above {ref}{tail}",
         steps=steps,
         extra={"ratio": ratio},
     )
