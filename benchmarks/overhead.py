@@ -127,6 +127,9 @@ DROP = 2  # leading steps of each fit not counted
 MODELS: dict[str, dict[str, Any]] = {
     "bert": {"rounds": 7, "steps": 30, "warmup": 4, "target": 1.03},
     "fast": {"rounds": 15, "steps": 200, "warmup": 8, "target": 1.10},
+    # The demo's real model: pretrained all-MiniLM-L6-v2 on BBC News (64 tokens, batch 16).
+    # Not in "both": ~2 s a step on 2 cores. Run it with --model minilm.
+    "minilm": {"rounds": 3, "steps": 12, "warmup": 3, "target": 1.03, "batch": 16},
 }
 
 
@@ -175,8 +178,36 @@ def build_fast() -> keras.Model:
     return model
 
 
+def build_minilm() -> keras.Model:
+    import keras_hub
+
+    from bertlab.demo import minilm
+
+    model = keras_hub.models.BertTextClassifier(
+        minilm.backbone(None), num_classes=5, preprocessor=None
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(5e-5),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    return model
+
+
+BUILD = {"bert": build_bert, "fast": build_fast, "minilm": build_minilm}
+
+
 def make_data(kind: str, n: int, seed: int = SEED) -> tuple[Any, np.ndarray]:
-    """``n`` random rows: token ids with random-length padding (id 0), labels in [0, 4)."""
+    """``n`` random rows: token ids with random-length padding (id 0), labels in [0, 4).
+
+    ``minilm``: the first ``n`` BBC News training articles, tokenized as in the demo.
+    """
+    if kind == "minilm":
+        from bertlab.demo import minilm
+
+        data = minilm.bbc_arrays(SEQ)
+        reps = -(-n // len(data.y_train))
+        x = {k: np.concatenate([v] * reps)[:n] for k, v in data.x_train.items()}
+        return x, np.concatenate([data.y_train] * reps)[:n]
     rng = np.random.default_rng(seed)
     lengths = rng.integers(8, SEQ + 1, size=n)
     mask = np.arange(SEQ)[None, :] < lengths[:, None]
@@ -235,9 +266,12 @@ class FitEnd(keras.callbacks.Callback):
 class Arm:
     """One model instance and its callbacks, reused for every round."""
 
-    def __init__(self, name: str, build: Callable[[], keras.Model], extra: list) -> None:
+    def __init__(
+        self, name: str, build: Callable[[], keras.Model], extra: list, batch: int = BATCH
+    ) -> None:
         keras.utils.set_random_seed(SEED)  # same initial weights in every arm
         self.name = name
+        self.batch = batch
         self.model = build()
         self.timer = StepTimer()
         self.end = FitEnd()
@@ -251,7 +285,13 @@ class Arm:
         gc.collect()
         start = time.perf_counter()
         self.model.fit(
-            x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0, callbacks=self.callbacks
+            x,
+            y,
+            batch_size=self.batch,
+            epochs=1,
+            shuffle=False,
+            verbose=0,
+            callbacks=self.callbacks,
         )
         if record:
             self.wall_s.append(time.perf_counter() - start)
@@ -274,25 +314,29 @@ def bench(
     adds a Watch with the live dashboard this way).
     """
     cfg = MODELS[kind]
-    build = build_bert if kind == "bert" else build_fast
-    x, y = make_data(kind, steps * BATCH)
+    build = BUILD[kind]
+    batch = cfg.get("batch", BATCH)
+    x, y = make_data(kind, steps * batch)
     warmup = min(cfg["warmup"], steps)
     tb_dir = tempfile.mkdtemp(prefix=f"bertlab-bench-{kind}-tb-")
     try:
-        arms = [Arm("plain", build, []), Arm("watch", build, [bertlab.Watch(verbose=False)])]
+        arms = [
+            Arm("plain", build, [], batch),
+            Arm("watch", build, [bertlab.Watch(verbose=False)], batch),
+        ]
         if control:
-            arms.append(Arm("plain-b", build, []))
+            arms.append(Arm("plain-b", build, [], batch))
         for name, callbacks in (extra_arms or {}).items():
-            arms.append(Arm(name, build, callbacks()))
+            arms.append(Arm(name, build, callbacks(), batch))
         if with_tb:
             tb = keras.callbacks.TensorBoard(log_dir=tb_dir, histogram_freq=1, update_freq="batch")
-            arms.append(Arm("tensorboard", build, [tb]))
+            arms.append(Arm("tensorboard", build, [tb], batch))
 
         # Warm-up: trace every arm's train function (the Watch's instrumented one included).
         first: dict[str, float] = {}
         for arm in arms:
             t = time.perf_counter()
-            arm.fit(_take(x, warmup * BATCH), _take(y, warmup * BATCH), record=False)
+            arm.fit(_take(x, warmup * batch), _take(y, warmup * batch), record=False)
             first[arm.name] = time.perf_counter() - t
 
         for r in range(rounds):
@@ -399,6 +443,7 @@ def report(kind: str, res: dict[str, Any]) -> None:
     title = {
         "bert": "tiny KerasHub BERT (2 layers, hidden 128, batch 32, seq 64)",
         "fast": "fast model (Embedding(2000, 32) + GlobalAveragePooling1D + Dense(4), batch 32)",
+        "minilm": "pretrained all-MiniLM-L6-v2 on BBC News (6 layers, h384, batch 16, seq 64)",
     }[kind]
     print(f"\n== {kind}: {title}")
     print(
@@ -434,7 +479,7 @@ def report(kind: str, res: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--model", choices=("bert", "fast", "both"), default="both")
+    parser.add_argument("--model", choices=("bert", "fast", "minilm", "both"), default="both")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default: per model)")
     parser.add_argument("--steps", type=int, help="steps per fit (default: per model)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
