@@ -61,8 +61,14 @@ class Finding:
         if self.severity not in SEVERITIES:
             raise ValueError(f"severity must be one of {SEVERITIES}, not {self.severity!r}")
 
-    def line(self) -> str:
-        """One concise line, as printed in a plain script."""
+    def line(self, again: bool = False) -> str:
+        """One concise line, as printed in a plain script.
+
+        ``again``: the finding was withdrawn and has come back; the line says so instead of
+        repeating the title (one problem returning, not a new one).
+        """
+        if again:
+            return f"bertlab {self.severity}: [{self.code}] again — {self.evidence}"
         cause = f" (caused by {self.cause})" if self.cause else ""
         return f"bertlab {self.severity}: [{self.code}] {self.title}{cause} — {self.evidence}"
 

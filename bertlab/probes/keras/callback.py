@@ -334,16 +334,8 @@ class Watch(keras.callbacks.Callback):
         self._diagnoser.evaluate(ctx, phases)
 
     def _announce(self, finding: Finding) -> None:
-        # A finding withdrawn and raised again later is one problem coming back, not a new
-        # one: say so in a short line instead of repeating the title.
         if self.verbose:
-            if finding.code in self._announced:
-                print(
-                    f"bertlab {finding.severity}: [{finding.code}] again — {finding.evidence}",
-                    flush=True,
-                )
-            else:
-                print(finding.line(), flush=True)
+            print(finding.line(again=finding.code in self._announced), flush=True)
         self._announced.add(finding.code)
 
     @_guarded("starting validation")
