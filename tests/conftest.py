@@ -69,9 +69,7 @@ def pytest_runtest_logreport(report):
         _SKIPPED.append(f"{report.nodeid}: {report.longrepr}")
 
 
-def pytest_collectreport(report):
-    if report.skipped:
-        _SKIPPED.append(f"{report.nodeid}: {report.longrepr}")
+pytest_collectreport = pytest_runtest_logreport  # a module-level importorskip skips here
 
 
 def pytest_sessionfinish(session, exitstatus):
