@@ -16,6 +16,7 @@ install time. The widget listens to a ``Run`` and pushes, never waits: the kerne
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections import deque
@@ -81,7 +82,10 @@ class Dashboard(anywidget.AnyWidget):
         self._meta_sent = False
         self._findings_sig: Any = None
         self._epochs_sent = 0
-        self._last_send = 0.0
+        # perf_counter() has an arbitrary origin (on Linux: seconds since boot), so "never
+        # sent" is -inf, not 0.0: on a machine up for less than throttle_s, 0.0 held back the
+        # first update.
+        self._last_send = -math.inf
         self._broken = False
         #: (seconds, bytes) of each ``steps`` message, for benchmarks/dashboard.py.
         self.update_log: deque[tuple[float, int]] = deque(maxlen=100_000)

@@ -123,7 +123,7 @@ class Watch(keras.callbacks.Callback):
         self._eval_clock = 0.0
         self._since_eval = 0
         self._eval_every = MIN_EVAL_STEPS
-        self._last_read = 0.0
+        self._last_read = -math.inf  # "never": perf_counter()'s origin is arbitrary (boot)
         self._calls = 0
         self._spe = 1
         self._instrument: Any = None
