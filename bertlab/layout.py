@@ -41,6 +41,12 @@ tok_min, tok_max, pad_share, len_mean, len_max, full_share, unk_share, input_non
     non-padding tokens per row, share of rows with no padding at all (likely truncated), share of
     real tokens that are the tokenizer's unknown token (when its id is known), number of
     non-finite values in float inputs.
+train_mode, grad_stale, micro_batches (optional: ``Layout.extras``; PyTorch probe)
+    1 when the model ran the step's forward in training mode (``model.training``), 0 in
+    ``eval()`` mode (dropout off); the largest absolute gradient a reference parameter already
+    held when the step's first backward pass began (0 or NaN when gradients were zeroed or set
+    to None since the last optimizer step, > 0 when they carry over and accumulate); the number
+    of backward passes accumulated into this optimizer step (gradient accumulation).
 len_hist[16]
     Token-length distribution of the batch: how many rows have a number of real (non-padding)
     tokens in each of 16 equal bins on [0, L], L the padded sequence length (edges in
@@ -91,8 +97,94 @@ SCALARS: tuple[str, ...] = (
     "input_nonfinite",
 )
 
+#: Optional scalar channels a probe may add after ``SCALARS`` (``Layout.extras``): facts that
+#: only some frameworks have (a PyTorch loop chooses train/eval mode and zeroes gradients itself).
+EXTRAS: tuple[str, ...] = ("train_mode", "grad_stale", "micro_batches")
+
+#: How the rows of several micro-batches merge into the row of one optimizer step (gradient
+#: accumulation): summed counts, extremes, or means weighted by the micro-batch sizes. Channels
+#: not named here (gradients, learning rate, bookkeeping) are measured once per optimizer step.
+COMBINE: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "batch_size",
+            "out_nonfinite",
+            "label_nonint",
+            "label_out_of_range",
+            "input_nonfinite",
+            "out_hist",
+            "pred_count",
+            "label_count",
+            "len_hist",
+        ),
+        "sum",
+    ),
+    **dict.fromkeys(("out_min", "label_min", "tok_min"), "min"),
+    **dict.fromkeys(("out_max", "label_max", "tok_max", "len_max", "loss_nonfinite"), "max"),
+    **dict.fromkeys(
+        (
+            "loss",
+            "out_rowsum_dev",
+            "out_unit_share",
+            "prob_max",
+            "prob_entropy",
+            "out_mean",
+            "label_onehot_share",
+            "label_multihot_share",
+            "pad_share",
+            "len_mean",
+            "full_share",
+            "unk_share",
+        ),
+        "mean",
+    ),
+}
+
 #: Histogram edges used when the loss reads the outputs as probabilities (20 bins on [0, 1]).
 PROB_EDGES: tuple[float, ...] = tuple(i / 20 for i in range(21))
+#: Optional scalar channels a probe may add after ``SCALARS`` (``Layout.extras``): facts that
+#: only some frameworks have (a PyTorch loop chooses train/eval mode and zeroes gradients itself).
+EXTRAS: tuple[str, ...] = ("train_mode", "grad_stale", "micro_batches")
+
+#: How the rows of several micro-batches merge into the row of one optimizer step (gradient
+#: accumulation): summed counts, extremes, or means weighted by the micro-batch sizes. Channels
+#: not named here (gradients, learning rate, bookkeeping) are measured once per optimizer step.
+COMBINE: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "batch_size",
+            "out_nonfinite",
+            "label_nonint",
+            "label_out_of_range",
+            "input_nonfinite",
+            "out_hist",
+            "pred_count",
+            "label_count",
+            "len_hist",
+        ),
+        "sum",
+    ),
+    **dict.fromkeys(("out_min", "label_min", "tok_min"), "min"),
+    **dict.fromkeys(("out_max", "label_max", "tok_max", "len_max", "loss_nonfinite"), "max"),
+    **dict.fromkeys(
+        (
+            "loss",
+            "out_rowsum_dev",
+            "out_unit_share",
+            "prob_max",
+            "prob_entropy",
+            "out_mean",
+            "label_onehot_share",
+            "label_multihot_share",
+            "pad_share",
+            "len_mean",
+            "full_share",
+            "unk_share",
+        ),
+        "mean",
+    ),
+}
+
 #: Histogram edges used when the loss reads the outputs as logits: 40 unit bins on [-20, 20]
 #: (a logit of 20 already means p > 0.999999998; larger values land in the last bin).
 LOGIT_EDGES: tuple[float, ...] = tuple(float(i) for i in range(-20, 21))
@@ -127,6 +219,9 @@ class Layout:
     len_edges
         Bin edges of ``len_hist`` (``length_edges(seq_len)``); empty when the padded sequence
         length is not known at trace time, and then ``len_hist`` is not recorded.
+    extras
+        Optional scalar channels (names from ``EXTRAS``) recorded after ``SCALARS``; runs saved
+        before they existed have none.
     """
 
     task: str
@@ -135,10 +230,14 @@ class Layout:
     hist_edges: tuple[float, ...] = LOGIT_EDGES
     prob_mode: str = "softmax"
     len_edges: tuple[float, ...] = ()
+    extras: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r}; expected one of {TASKS}")
+        unknown = [name for name in self.extras if name not in EXTRAS]
+        if unknown:
+            raise ValueError(f"unknown extra channels {unknown}; expected names from {EXTRAS}")
 
     @property
     def n_classes(self) -> int:
@@ -163,7 +262,7 @@ class Layout:
 
     def channels(self) -> list[tuple[str, int]]:
         """All channels of a row, in order, as ``(name, width)``."""
-        return [(name, 1) for name in SCALARS] + self.vectors()
+        return [(name, 1) for name in SCALARS + self.extras] + self.vectors()
 
     def width(self) -> int:
         """Number of values in one row."""
@@ -179,6 +278,7 @@ class Layout:
         n_outputs: int,
         layers: tuple[str, ...],
         seq_len: int | None = None,
+        extras: tuple[str, ...] = (),
     ) -> Layout:
         """The layout for a model with these facts, K outputs and these gradient groups.
 
@@ -188,7 +288,7 @@ class Layout:
         task = choose_task(loss, n_outputs)
         mode = choose_prob_mode(task, from_logits, output_activation)
         edges = PROB_EDGES if mode == "identity" else LOGIT_EDGES
-        return cls(task, n_outputs, tuple(layers), edges, mode, length_edges(seq_len))
+        return cls(task, n_outputs, tuple(layers), edges, mode, length_edges(seq_len), extras)
 
     def labels(self, channel: str) -> list[str]:
         """Human-readable labels of a vector channel's columns (for tables and plots)."""
@@ -214,6 +314,7 @@ class Layout:
             "hist_edges": list(self.hist_edges),
             "prob_mode": self.prob_mode,
             "len_edges": list(self.len_edges),
+            "extras": list(self.extras),
         }
 
     @classmethod
@@ -229,6 +330,7 @@ class Layout:
             hist_edges=tuple(float(x) for x in data["hist_edges"]),
             prob_mode=str(data["prob_mode"]),
             len_edges=tuple(float(x) for x in data.get("len_edges", ())),
+            extras=tuple(str(x) for x in data.get("extras", ())),
         )
 
 

@@ -5,32 +5,15 @@ from __future__ import annotations
 import functools
 import math
 import time
-import warnings
 from collections.abc import Callable
 from typing import Any
 
 import keras
 import numpy as np
 
-from bertlab.diagnose import Diagnoser
-from bertlab.findings import Finding
-from bertlab.guard import BertlabWarning
-from bertlab.run import DEFAULT_BUDGET_BYTES, Run
+from bertlab.probes.core import ALL_PHASES, READ_EVERY_S, WatchCore
+from bertlab.run import DEFAULT_BUDGET_BYTES
 from bertlab.validation import summarize
-from bertlab.views import in_kernel
-
-_STEP, _EPOCH, _BATCH, _TIME = 0, 1, 2, 3  # leading scalar columns of a row (see layout.SCALARS)
-#: The in-graph ring of rows is read at least this often (seconds) during training.
-READ_EVERY_S = 0.25
-#: Live rules run every MIN_EVAL_STEPS steps at least (a collapse is named within a few steps
-#: of the 20 it must last), less often only as far as needed to keep their measured cost under
-#: EVAL_BUDGET of the training time; at once when the loss turns non-finite; and at every
-#: epoch end and the end of training.
-MIN_EVAL_STEPS = 4
-EVAL_BUDGET = 0.02
-#: Steps the live rules look back over (the rows copied out of the store per evaluation).
-RULE_WINDOW = 1024
-_ALL_PHASES = ("preflight", "live", "epoch")
 
 
 def _guarded(where: str) -> Callable:
@@ -56,7 +39,7 @@ def _guarded(where: str) -> Callable:
     return wrap
 
 
-class Watch(keras.callbacks.Callback):
+class Watch(keras.callbacks.Callback, WatchCore):
     """Record every training batch from inside Keras's own training step.
 
     Pass it to ``fit``; it needs no arguments (Keras hands it the model)::
@@ -98,6 +81,10 @@ class Watch(keras.callbacks.Callback):
         widget is ``watch.dashboard``; displaying ``watch`` in a cell shows it too.
     class_names
         Names of the classes (labels), shown in the dashboard and reports instead of 0..K-1.
+    path, flush_every_s
+        Append the run to this file while it trains (at most every ``flush_every_s`` seconds,
+        at every epoch end and at the end of ``fit``): a killed process leaves a record that
+        ``bertlab.load`` opens and ``bertlab.follow`` watches from another process.
     """
 
     def __init__(
@@ -108,120 +95,28 @@ class Watch(keras.callbacks.Callback):
         verbose: bool | None = None,
         dashboard: bool | None = None,
         class_names: list[str] | None = None,
+        path: Any = None,
+        flush_every_s: float = 2.0,
     ) -> None:
         super().__init__()
-        self.run = Run(budget_bytes=int(budget_mb * 2**20))
-        if class_names is not None:
-            self.run.meta["class_names"] = [str(name) for name in class_names]
-        self.show_dashboard = in_kernel() if dashboard is None else dashboard
-        self._dashboard: Any = None
-        self._displayed = False
-        self.unk_token_id = unk_token_id
-        self.verbose = (not in_kernel()) if verbose is None else verbose
-        self._diagnoser = Diagnoser(self.run, on_new=self._announce)
-        self._facts: Any = None
-        self._eval_clock = 0.0
-        self._since_eval = 0
-        self._eval_every = MIN_EVAL_STEPS
-        self._last_read = -math.inf  # "never": perf_counter()'s origin is arbitrary (boot)
+        self._init_core(
+            budget_mb=budget_mb,
+            unk_token_id=unk_token_id,
+            verbose=verbose,
+            dashboard=dashboard,
+            class_names=class_names,
+            path=path,
+            flush_every_s=flush_every_s,
+        )
         self._calls = 0
         self._spe = 1
         self._instrument: Any = None
-        self._broken = False
-        self._epoch = 0
-        self._batch = 0
-        self._t0 = 0.0
         self._val: dict[str, np.ndarray] | None = None
-        self._reported_notes: set[str] = set()
-        self._announced: set[str] = set()
-
-    # ------------------------------------------------------------------ public reading API
-    @property
-    def history(self):
-        """Per-batch DataFrame (see ``bertlab.Run.history``)."""
-        return self.run.history
-
-    @property
-    def epochs(self):
-        """Per-epoch DataFrame (see ``bertlab.Run.epochs``)."""
-        return self.run.epochs
-
-    @property
-    def findings(self) -> list[Finding]:
-        """Live diagnoses, most fundamental cause first (withdrawn ones are in the run record)."""
-        return self._diagnoser.findings
-
-    def report(self) -> str:
-        """Full text of the live findings: evidence, explanation and fix of each."""
-        findings = self.findings
-        if not findings:
-            return "bertlab: no findings."
-        return "\n\n".join(f.text() for f in findings)
-
-    def save(self, path) -> None:
-        """Save the run (finished or still running) to ``path``; reopen with ``bertlab.load``."""
-        self.run.save(path)
-
-    def to_html(self, path, title: str | None = None):
-        """Write the dashboard and findings as one self-contained HTML file (opens offline)."""
-        return self.run.to_html(path, title)
-
-    @property
-    def dashboard(self):
-        """The live dashboard widget of this Watch (created on first use)."""
-        if self._dashboard is None:
-            from bertlab.views.dashboard import Dashboard
-
-            self._dashboard = Dashboard(self.run)
-        return self._dashboard
-
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        if not in_kernel():
-            return {"text/plain": repr(self)}
-        self._displayed = True
-        return self.dashboard._repr_mimebundle_(include=include, exclude=exclude)
-
-    def _show(self) -> None:
-        """Display the dashboard once, when the first ``fit`` starts in a notebook."""
-        if not self.show_dashboard or self._displayed:
-            return
-        self._displayed = True
-        try:
-            from IPython.display import display
-
-            display(self.dashboard)
-        except Exception as exc:  # noqa: BLE001 - no widgets: findings still print/record
-            self.verbose = True
-            self._say(f"the live dashboard could not be shown ({type(exc).__name__}: {exc})")
 
     def detach(self) -> None:
         """Stop observing and restore the model now (done automatically at the end of ``fit``)."""
         if self._instrument is not None:
             self._instrument.restore()
-
-    # ------------------------------------------------------------------ fault handling
-    def _fault(self, where: str, exc: BaseException) -> None:
-        first = not self._broken
-        self._broken = True
-        try:
-            self.detach()
-        finally:
-            if first:
-                self.run.note(f"internal error while {where}: {type(exc).__name__}: {exc}")
-                warnings.warn(
-                    f"bertlab: internal error while {where} ({type(exc).__name__}: {exc}). "
-                    "Training continues; the rest of this run is not observed.",
-                    BertlabWarning,
-                    stacklevel=2,
-                )
-
-    def _say(self, text: str) -> None:
-        """Tell the user once about something bertlab cannot observe in this run."""
-        if text in self._reported_notes:
-            return
-        self._reported_notes.add(text)
-        self.run.note(text)
-        warnings.warn(f"bertlab: {text}", BertlabWarning, stacklevel=3)
 
     # ------------------------------------------------------------------ Keras hooks
     @_guarded("starting to watch")
@@ -283,17 +178,6 @@ class Watch(keras.callbacks.Callback):
         if urgent or due:
             self._evaluate_live()
 
-    def _evaluate_live(self) -> None:
-        """Run the live rules and adapt their cadence to their measured cost."""
-        now = time.perf_counter()
-        step_time = (now - self._eval_clock) / max(1, self._since_eval)
-        self._evaluate(("preflight", "live"))
-        cost = time.perf_counter() - now
-        self._eval_clock = time.perf_counter()
-        self._since_eval = 0
-        needed = math.ceil(cost / (EVAL_BUDGET * step_time)) if step_time > 0 else 1
-        self._eval_every = max(MIN_EVAL_STEPS, needed)
-
     def _collect(self) -> None:
         self._calls = 0
         self._last_read = time.perf_counter()
@@ -319,24 +203,7 @@ class Watch(keras.callbacks.Callback):
             self._say(
                 "the loss and output look like a regression: class histograms are not recorded"
             )
-        n = len(rows)
-        rows[:, _STEP] = self.run.steps + np.arange(n)
-        rows[:, _EPOCH] = self._epoch
-        rows[:, _BATCH] = self._batch + np.arange(n)
-        rows[:, _TIME] = time.perf_counter() - self._t0
-        self._batch += n
-        self.run.add_steps(rows)
-
-    def _evaluate(self, phases, error: str | None = None) -> None:
-        if self._facts is None:
-            return
-        ctx = self._diagnoser.context(self._facts, error=error, window=RULE_WINDOW)
-        self._diagnoser.evaluate(ctx, phases)
-
-    def _announce(self, finding: Finding) -> None:
-        if self.verbose:
-            print(finding.line(again=finding.code in self._announced), flush=True)
-        self._announced.add(finding.code)
+        self._add_rows(rows)
 
     @_guarded("starting validation")
     def on_test_begin(self, logs=None) -> None:
@@ -364,12 +231,12 @@ class Watch(keras.callbacks.Callback):
         record.update(self._val or {})
         self._val = None
         self.run.add_epoch(record)
-        self._evaluate(_ALL_PHASES)
+        self._evaluate(ALL_PHASES)
 
     @_guarded("ending training")
     def on_train_end(self, logs=None) -> None:
         self._collect()
-        self._evaluate(_ALL_PHASES)
+        self._evaluate(ALL_PHASES)
         self._finish()
 
     def _finish(self) -> None:
@@ -378,6 +245,7 @@ class Watch(keras.callbacks.Callback):
         if getattr(model, "__dict__", {}).get("_bertlab_instrument") is self._instrument:
             model.__dict__.pop("_bertlab_instrument", None)
         self.run.end()
+        self._flush_record()
 
     def _on_step_error(self, exc: BaseException) -> None:
         """The compiled step raised: keep what was recorded, name the cause, restore the model.
@@ -388,7 +256,7 @@ class Watch(keras.callbacks.Callback):
         try:
             self._collect()
             message = str(exc)
-            self._evaluate(_ALL_PHASES, error=message)
+            self._evaluate(ALL_PHASES, error=message)
             for finding in self.findings:
                 rule = self._diagnoser.by_code[finding.code]
                 if finding.severity == "error" and rule.phase == "preflight":
