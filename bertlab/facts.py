@@ -21,7 +21,7 @@ class ModelFacts:
     Attributes
     ----------
     framework, backend
-        ``"keras"`` for now, and its backend (``"tensorflow"``...).
+        ``"keras"`` or ``"torch"``, and the backend (``"tensorflow"``, ``"torch"``...).
     model_class
         Class name of the model (``"Sequential"``, ``"BertTextClassifier"``...).
     loss
@@ -60,6 +60,9 @@ class ModelFacts:
         preprocessors) or the user passes it (``Watch(unk_token_id=...)``).
     steps_per_execution, run_eagerly, jit_compile
         Execution settings that change what the probe can see.
+    mode_dependent
+        Number of modules that behave differently in training and inference mode (dropout with
+        p > 0, batch norm), where the framework leaves switching modes to the user (PyTorch).
     """
 
     framework: str = "keras"
@@ -86,6 +89,7 @@ class ModelFacts:
     steps_per_execution: int = 1
     run_eagerly: bool = False
     jit_compile: bool = False
+    mode_dependent: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (stored in a run's metadata)."""

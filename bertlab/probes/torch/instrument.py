@@ -1,0 +1,392 @@
+"""Record every optimizer step of a PyTorch loop from hooks on the model, loss and optimizer.
+
+The user's loop is not wrapped or changed. While a Watch is attached:
+
+* a forward hook on the model sees the inputs (token ids, attention mask, ``labels=``) and the
+  outputs (a tensor, or a Hugging Face ``ModelOutput`` with ``.logits``/``.loss``);
+* a forward hook on the loss module (``loss_fn=``) sees what the loss receives and the targets;
+* a post-accumulate-grad hook on every trainable parameter marks a backward pass; at its end
+  a callback (queued on the autograd engine, then queued once more so that it runs after
+  DistributedDataParallel's own end-of-backward reduction) reads the accumulated gradients
+  *before* any clipping the loop does between ``backward()`` and ``step()``;
+* a tensor hook on one reference parameter sees, as the first backward pass of a step begins,
+  whether the gradient from the previous step was zeroed (``grad_stale``);
+* a step pre-hook on the optimizer closes the step: the micro-batches of the step are merged
+  (gradient accumulation gives one row per optimizer step) and the row is written into a ring
+  of rows on the model's device.
+
+The summaries are computed on detached tensors under ``torch.no_grad``: no extra forward or
+backward pass, no random op (same seed => same weights), and no host sync per step: the ring is
+copied to the host when the Watch reads it (:meth:`Instrument.read_rows`). Forwards under
+``no_grad``/``inference_mode`` with labels are validation batches; they add into per-epoch
+accumulators instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from bertlab.facts import ModelFacts
+from bertlab.layout import Layout, val_channels
+from bertlab.probes.torch import quantities as q
+from bertlab.probes.torch.facts import output_op, unwrap_model, unwrap_optimizer
+
+#: Rows of the on-device ring. The Watch reads it at least every READ_EVERY_S or when half full.
+RING_ROWS = 512
+EXTRAS = ("train_mode", "grad_stale", "micro_batches")
+
+
+def _logits_and_loss(output: Any) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The logits and (Hugging Face) loss of a forward's output, whatever its container."""
+    if torch.is_tensor(output):
+        return output, None
+    if isinstance(output, dict) or hasattr(output, "keys"):
+        logits = output.get("logits")
+        if logits is None:
+            logits = next((v for v in output.values() if torch.is_tensor(v) and v.dim()), None)
+        return logits, output.get("loss")
+    if isinstance(output, (tuple, list)):
+        tensors = [t for t in output if torch.is_tensor(t)]
+        return (tensors[0], None) if tensors else (None, None)
+    return None, None
+
+
+class Instrument:
+    """Hooks on one model/optimizer/loss on behalf of one Watch.
+
+    Parameters
+    ----------
+    model, optimizer, loss_fn
+        The user's objects (wrappers such as DDP or Accelerate's are looked through).
+    facts
+        The setup's facts; the loss family may be refined from the first targets seen.
+    on_fault
+        ``(where, exception)``: bertlab's own code failed; the Watch reports it and detaches.
+    on_step, on_train_forward
+        Called after each recorded optimizer step, and before each training forward.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        optimizer: Any,
+        loss_fn: Any,
+        facts: ModelFacts,
+        on_fault: Callable[[str, BaseException], None],
+        on_step: Callable[[], None],
+        on_train_forward: Callable[[], None],
+    ) -> None:
+        self.model = unwrap_model(model)
+        self.optimizer = unwrap_optimizer(optimizer)
+        self.loss_fn = loss_fn
+        self.facts = facts
+        self.on_fault = on_fault
+        self.on_step = on_step
+        self.on_train_forward = on_train_forward
+        self.layout: Layout | None = None
+        self.trace_facts: dict[str, Any] = {}
+        names, params = [], []
+        for name, p in self.model.named_parameters():
+            if p.requires_grad:
+                names.append(name)
+                params.append(p)
+        self.param_names, self.params = names, params
+        self.groups = [n.rsplit(".", 1)[0] if "." in n else n for n in names]
+        self._handles: list[Any] = []
+        self._ring: torch.Tensor | None = None
+        self._host: np.ndarray | None = None
+        self._nan: torch.Tensor | None = None
+        self._val: torch.Tensor | None = None
+        self._group_ids: dict[tuple, torch.Tensor] = {}
+        self.count = 0
+        self._read = 0
+        self._micro: list[dict] = []
+        self._candidate: dict | None = None
+        self._val_pending: dict | None = None
+        self._grads: dict | None = None
+        self._stale: Any = None
+        self._backwards = 0
+        self._queued = False
+        self.val_batches = 0
+        self.val_train_mode = 0
+        self._grad_mode = True
+
+    # ---------------------------------------------------------------- install / remove
+    def install(self) -> None:
+        """Register the hooks (removed again by :meth:`remove`)."""
+        add = self._handles.append
+        add(self.model.register_forward_hook(self._guard(self._on_forward), with_kwargs=True))
+        if isinstance(self.loss_fn, torch.nn.Module):
+            add(self.loss_fn.register_forward_hook(self._guard(self._on_loss)))
+        for p in self.params:
+            add(p.register_post_accumulate_grad_hook(self._on_grad))
+        held = self._optimizer_params()
+        ref = next((p for p in reversed(self.params) if id(p) in held), None)
+        if ref is not None:
+            add(ref.register_hook(self._guard(lambda grad, p=ref: self._on_ref_grad(p))))
+        if self.optimizer is not None:
+            add(self.optimizer.register_step_pre_hook(self._guard(self._on_step)))
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def _optimizer_params(self) -> set[int]:
+        groups = getattr(self.optimizer, "param_groups", None) or []
+        return {id(p) for group in groups for p in group.get("params", [])}
+
+    def _guard(self, hook: Callable) -> Callable:
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                self._grad_mode = torch.is_grad_enabled()  # the loop's mode, before no_grad
+                with torch.no_grad():
+                    hook(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - a fault in bertlab must not stop training
+                self.on_fault(f"recording ({hook.__name__})", exc)
+            return None
+
+        return guarded
+
+    # ---------------------------------------------------------------- forward / loss
+    def _on_forward(self, module: Any, args: tuple, kwargs: dict, output: Any) -> None:
+        logits, hf_loss = _logits_and_loss(output)
+        labels = kwargs.get("labels")
+        ids, mask = q.find_text_inputs(args, kwargs)
+        batch = {"y_pred": logits, "y": labels, "loss": hf_loss, "ids": ids, "mask": mask}
+        if self._grad_mode:
+            self.on_train_forward()
+            batch["train_mode"] = float(module.training)
+            if logits is not None and "output_op" not in self.trace_facts:
+                self._set_output_op(output_op(logits))
+            self._candidate = batch
+            if self.loss_fn is None or not isinstance(self.loss_fn, torch.nn.Module):
+                self._candidate = self._summarize(batch)
+        else:
+            self.val_batches += 1
+            self.val_train_mode += int(module.training)
+            self._val_pending = batch
+            if hf_loss is not None or not isinstance(self.loss_fn, torch.nn.Module):
+                self._accumulate_val(batch)
+
+    def _on_loss(self, module: Any, args: tuple, output: Any) -> None:
+        if len(args) < 2 or not torch.is_tensor(args[0]):
+            return
+        if self._grad_mode:
+            pending = self._candidate if self._candidate and "y_pred" in self._candidate else {}
+            batch = dict(pending)
+            if "loss_input" not in self.trace_facts:  # what the loss receives decides
+                self._set_output_op(output_op(args[0]))
+                self.trace_facts["loss_input"] = list(args[0].shape)
+            batch.update(y_pred=args[0], y=args[1], loss=output)
+            batch.setdefault("train_mode", float(self.model.training))
+            self._candidate = self._summarize(batch)
+        else:
+            batch = dict(self._val_pending or {})
+            batch.update(y_pred=args[0], y=args[1], loss=output)
+            self._accumulate_val(batch)
+
+    def _set_output_op(self, op: str | None) -> None:
+        """What made the outputs the loss reads (the autograd node): sigmoid, softmax, or not."""
+        self.trace_facts["output_op"] = op
+        if op is not None:
+            names = {"Sigmoid": "sigmoid", "Softmax": "softmax", "LogSoftmax": "log_softmax"}
+            self.facts.output_activation = names.get(op, "linear")
+            self.facts.softmax_layers = int(op == "Softmax")
+
+    def _refine_loss(self, y_pred: torch.Tensor, y: torch.Tensor | None) -> None:
+        """Settle what the targets say about the loss family (once, at the first batch)."""
+        f = self.facts
+        if y is None or "label_shape" in self.trace_facts:
+            return
+        self.trace_facts["label_shape"] = list(y.shape)
+        self.trace_facts["label_dtype"] = str(y.dtype).removeprefix("torch.")
+        self.trace_facts["output_shape"] = list(y_pred.shape)
+        dense = y.is_floating_point() and y.shape == y_pred.shape and y_pred.dim() > 1
+        if f.loss == "sparse_categorical_crossentropy" and dense:
+            f.loss = "categorical_crossentropy"
+        if f.loss is None and self.loss_fn is None:  # HF infers problem_type from the labels
+            k = y_pred.shape[-1] if y_pred.dim() > 1 else 1
+            if k == 1:
+                f.loss, f.from_logits = "mean_squared_error", None
+            elif y.is_floating_point():
+                f.loss, f.from_logits = "binary_crossentropy", True
+            else:
+                f.loss, f.from_logits = "sparse_categorical_crossentropy", True
+
+    def _ensure_layout(self, y_pred: torch.Tensor, ids: torch.Tensor | None) -> Layout:
+        if self.layout is not None:
+            return self.layout
+        k = int(y_pred.shape[-1]) if y_pred.dim() > 1 else 1
+        f = self.facts
+        seq_len = int(ids.shape[1]) if ids is not None and ids.dim() == 2 else None
+        self.layout = Layout.for_model(
+            loss=f.loss,
+            from_logits=f.from_logits,
+            output_activation=f.output_activation,
+            n_outputs=k,
+            layers=tuple(dict.fromkeys(self.groups)),
+            seq_len=seq_len,
+            extras=EXTRAS,
+        )
+        device = y_pred.device
+        width = self.layout.width()
+        with torch.inference_mode(False):
+            self._ring = torch.full((RING_ROWS, width), float("nan"), device=device)
+            self._nan = torch.full((width,), float("nan"), device=device)
+            vwidth = sum(w for _, w in val_channels(self.layout))
+            self._val = torch.zeros(vwidth, device=device)
+        self._host = np.full((RING_ROWS, width), np.nan)
+        return self.layout
+
+    def _summarize(self, batch: dict) -> dict | None:
+        """The summary of one training micro-batch (device tensors and host floats)."""
+        y_pred, y, loss = batch.get("y_pred"), batch.get("y"), batch.get("loss")
+        if y_pred is None:
+            return None
+        if y_pred.dim() > 2:  # per-token outputs: one row per token, as the Keras probe reads
+            y_pred = y_pred.reshape(-1, y_pred.shape[-1])
+        self._refine_loss(y_pred, y)
+        layout = self._ensure_layout(y_pred, batch.get("ids"))
+        vals: dict = {"train_mode": batch.get("train_mode", float("nan"))}
+        if torch.is_tensor(loss):
+            loss = loss.detach().float().mean()
+            vals["loss"] = loss
+            vals["loss_nonfinite"] = (~torch.isfinite(loss)).float()
+        vals.update(q.output_stats(y_pred, layout))
+        if torch.is_tensor(y) and layout.task != "regression":
+            vals.update(q.class_counts(y.detach(), y_pred.detach(), layout)[0])
+        ids = batch.get("ids")
+        if ids is not None and ids.dim() == 2:
+            vals.update(
+                q.input_stats(ids, batch.get("mask"), self.facts.unk_token_id, layout.len_edges)
+            )
+        return vals
+
+    def _accumulate_val(self, batch: dict) -> None:
+        layout, y_pred, y = self.layout, batch.get("y_pred"), batch.get("y")
+        self._val_pending = None
+        if layout is None or self._val is None or y_pred is None:
+            return
+        n = float(y_pred.shape[0])
+        loss = batch.get("loss")
+        vals: dict = {"batches": 1.0, "samples": n}
+        if torch.is_tensor(loss):
+            vals["loss_sum"] = loss.detach().float().mean() * n
+        if torch.is_tensor(y) and layout.task != "regression":
+            counts, pred, true = q.class_counts(y.detach(), y_pred.detach(), layout)
+            vals["pred_count"], vals["label_count"] = counts["pred_count"], counts["label_count"]
+            if layout.task == "multilabel":
+                vals["tp"] = (true * pred).sum(0)
+                vals["fp"] = ((1 - true) * pred).sum(0)
+                vals["fn"] = (true * (1 - pred)).sum(0)
+            else:
+                vals["confusion"] = (true.T @ pred).reshape(-1)
+        channels = val_channels(layout)
+        zero = torch.zeros_like(self._val)
+        row = q.assemble(vals, channels, zero)
+        host = q.host_values(vals, channels)
+        start = 0
+        for name, width in channels:
+            if name in host:
+                row[start] = host[name]
+            start += width
+        self._val += row
+
+    # ---------------------------------------------------------------- backward / step
+    def _on_ref_grad(self, param: torch.Tensor) -> None:
+        """The first backward pass of a step reaches the reference parameter: what does its
+        ``.grad`` still hold from before? (None or zeros after ``zero_grad()``.)"""
+        if self._backwards == 0 and self._stale is None:
+            held = param.grad
+            self._stale = 0.0 if held is None else held.detach().abs().amax().float()
+
+    def _on_grad(self, param: torch.Tensor) -> None:
+        if not self._queued:
+            self._queued = True
+            engine = torch.autograd.Variable._execution_engine
+            engine.queue_callback(lambda: engine.queue_callback(self._guard(self._after_backward)))
+
+    def _after_backward(self) -> None:
+        self._queued = False
+        self._backwards += 1
+        candidate, self._candidate = self._candidate, None
+        if candidate is not None and "y_pred" in candidate:  # no loss hook saw it: no labels
+            candidate = self._summarize(candidate)
+        if candidate is not None:
+            self._micro.append(candidate)  # the forward this backward pass trained on
+        grads = [p.grad for p in self.params]
+        present = tuple(i for i, g in enumerate(grads) if g is not None)
+        if self.layout is None or not present:
+            self._grads = {"grad_missing": float(len(grads) - len(present))}
+            return
+        index = {name: i for i, name in enumerate(self.layout.layers)}
+        ids = self._group_ids.get(present)
+        if ids is None:
+            device = grads[present[0]].device
+            ids = torch.tensor([index[self.groups[i]] for i in present], device=device)
+            self._group_ids[present] = ids
+        self._grads = q.gradient_stats(grads, ids, max(1, len(self.layout.layers)))
+        if "unused_params" not in self.trace_facts:
+            held = self._optimizer_params()
+            self.trace_facts["unoptimized_params"] = [
+                self.param_names[i] for i in present if id(self.params[i]) not in held
+            ]
+            self.trace_facts["unused_params"] = len(grads) - len(present)
+
+    def _on_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        layout = self.layout
+        micro, grads, stale, backwards = self._micro, self._grads, self._stale, self._backwards
+        self._micro, self._grads, self._stale, self._backwards = [], None, None, 0
+        if layout is None or self._ring is None:
+            return
+        vals = q.combine(micro) if micro else {}
+        vals.update(grads or {})
+        vals["grad_stale"] = stale if stale is not None else float("nan")
+        vals["micro_batches"] = float(backwards)
+        lr = optimizer.param_groups[0].get("lr") if optimizer.param_groups else None
+        if isinstance(lr, (int, float)):
+            vals["lr"] = float(lr)
+        elif torch.is_tensor(lr):
+            vals["lr"] = lr.detach().float()
+        channels = layout.channels()
+        slot = self.count % RING_ROWS
+        self._ring[slot].copy_(q.assemble(vals, channels, self._nan))
+        host = q.host_values(vals, channels)
+        self._host[slot] = np.nan
+        start = 0
+        for name, width in channels:
+            if name in host:
+                self._host[slot, start] = host[name]
+            start += width
+        self.count += 1
+        self.on_step()
+
+    # ---------------------------------------------------------------- host-side reads
+    def read_rows(self) -> np.ndarray | None:
+        """Rows written since the last read, oldest first, as float64 (n, D); None if none."""
+        new = self.count - self._read
+        if new <= 0 or self._ring is None:
+            return None
+        lost = max(0, new - RING_ROWS)
+        idx = [(self._read + lost + i) % RING_ROWS for i in range(new - lost)]
+        self._read = self.count
+        device = self._ring[idx].to("cpu").numpy().astype(np.float64)
+        host = self._host[idx]
+        return np.where(np.isnan(host), device, host)
+
+    def read_val(self) -> dict[str, np.ndarray] | None:
+        """The validation accumulators by channel name (and zero them), or None."""
+        if self._val is None or self.layout is None:
+            return None
+        flat = self._val.to("cpu").numpy().astype(np.float64)
+        self._val.zero_()
+        out, start = {}, 0
+        for name, width in val_channels(self.layout):
+            out[name] = flat[start : start + width]
+            start += width
+        return out

@@ -1,0 +1,254 @@
+"""``bertlab.torch.Watch``: watch a plain PyTorch training loop without changing it."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from bertlab.probes.core import ALL_PHASES, READ_EVERY_S, WatchCore
+from bertlab.probes.torch.facts import model_facts, unoptimized_parameters
+from bertlab.probes.torch.instrument import RING_ROWS, Instrument
+from bertlab.run import DEFAULT_BUDGET_BYTES
+from bertlab.validation import summarize
+
+
+def process_rank() -> int:
+    """This process's rank in ``torch.distributed`` (0 when not distributed)."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return int(dist.get_rank())
+    return 0
+
+
+def _unk_id(tokenizer: Any) -> int | None:
+    """The unknown token's id of a Hugging Face (``unk_token_id``) or KerasHub tokenizer."""
+    value = getattr(tokenizer, "unk_token_id", None)
+    if isinstance(value, int):
+        return value
+    return None
+
+
+class Watch(WatchCore):
+    """Record every optimizer step of a PyTorch training loop, from hooks (the loop is unchanged).
+
+    ::
+
+        watch = bertlab.torch.Watch(model, optimizer, loss_fn=criterion)
+        for epoch in range(3):
+            model.train()
+            for batch in train_loader:
+                optimizer.zero_grad()
+                probs = model(batch["input_ids"], batch["attention_mask"])
+                loss = criterion(probs, batch["labels"])
+                loss.backward()
+                optimizer.step()
+            model.eval()
+            with torch.no_grad():
+                for batch in val_loader:
+                    criterion(model(batch["input_ids"], batch["attention_mask"]), batch["labels"])
+        watch.close()      # or use `with bertlab.torch.Watch(...) as watch:`
+        watch.findings; watch.history; watch.report(); watch.save("run.bertlab")
+
+    Each optimizer step gives one row (gradient accumulation included): the raw loss the loss
+    function returned, the learning rate, gradient norms per layer *before* any clipping, zero /
+    missing / non-finite gradients, what the loss received (range, already probabilities?,
+    confidence, histogram), predicted vs true class counts, label and input facts, and whether
+    the step ran in ``train()`` mode and on zeroed gradients. Forwards under ``torch.no_grad()``
+    whose loss is computed (through ``loss_fn`` or a ``labels=`` argument, as Hugging Face models
+    take) are validation batches: an epoch ends when training resumes after them (or at
+    :meth:`end_epoch` / :meth:`close`), with the confusion matrix or per-label precision/recall.
+
+    Nothing is added to the computation the loop differentiates and no random op runs, so the
+    same seed gives bit-identical weights with and without Watch; the numbers stay on the device
+    until the Watch reads them, a few times a second. A fault in bertlab is reported once as a
+    ``BertlabWarning`` and training goes on unobserved.
+
+    Parameters
+    ----------
+    model
+        The ``nn.Module`` being trained (DistributedDataParallel and Accelerate wrappers are
+        looked through).
+    optimizer
+        Its optimizer (``torch.optim``, or Accelerate's wrapper): steps, learning rate, and
+        which trainable parameters it does not update.
+    loss_fn
+        The loss module the loop calls (``nn.CrossEntropyLoss()``, ``nn.BCELoss()``...): what it
+        receives and the targets are recorded. Not needed for Hugging Face models called with
+        ``labels=``. A plain function cannot be hooked: outputs are then recorded without labels.
+    tokenizer
+        The tokenizer in use (its ``unk_token_id`` gives the [UNK] share of the inputs).
+    rank
+        In a multi-process run (torchrun, DDP, Accelerate) only rank 0 records and shows, the
+        other ranks' Watches stay idle; ``rank="all"`` records on every rank (with ``path=``,
+        one file per rank).
+    budget_mb, unk_token_id, verbose, dashboard, class_names, path, flush_every_s
+        As for the Keras ``bertlab.Watch``.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer: Any = None,
+        loss_fn: Any = None,
+        *,
+        tokenizer: Any = None,
+        unk_token_id: int | None = None,
+        rank: int | str | None = None,
+        budget_mb: float = DEFAULT_BUDGET_BYTES / 2**20,
+        verbose: bool | None = None,
+        dashboard: bool | None = None,
+        class_names: list[str] | None = None,
+        path: Any = None,
+        flush_every_s: float = 2.0,
+    ) -> None:
+        self.rank = process_rank()
+        active = rank == "all" or self.rank == (0 if rank is None else rank)
+        if path is not None and rank == "all":
+            from bertlab.record import rank_path
+
+            path = rank_path(path, self.rank)
+        self._init_core(
+            budget_mb=budget_mb,
+            unk_token_id=unk_token_id,
+            verbose=verbose,
+            dashboard=dashboard,
+            class_names=class_names,
+            path=path,
+            flush_every_s=flush_every_s,
+            record=active,
+        )
+        self.active = active
+        self._instrument: Instrument | None = None
+        self._epoch_steps = 0
+        self._closed = False
+        if not active:
+            return
+        facts = model_facts(model, optimizer, loss_fn)
+        unk = unk_token_id if unk_token_id is not None else _unk_id(tokenizer)
+        facts.unk_token_id = unk
+        self._facts = facts
+        if self.rank:
+            self.run.meta["rank"] = self.rank
+        unoptimized = unoptimized_parameters(model, optimizer)
+        if unoptimized:
+            self.run.meta["params_outside_optimizer"] = unoptimized
+        self.run.begin(facts)
+        self._evaluate(("preflight",))
+        self._instrument = Instrument(
+            model, optimizer, loss_fn, facts, self._fault, self._after_step, self._train_forward
+        )
+        self._instrument.install()
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc is not None and self.active:
+            self.run.meta["error"] = f"{exc_type.__name__}: {str(exc)[:500]}"
+        self.close()
+
+    def detach(self) -> None:
+        """Remove every hook now (the model, loss and optimizer are as they were)."""
+        if self._instrument is not None:
+            self._instrument.remove()
+
+    def close(self) -> None:
+        """End the epoch in progress, run the rules a last time, remove the hooks."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self.active or self._broken:
+            self.detach()
+            return
+        try:
+            if self._epoch_steps or self._validated():
+                self.end_epoch()
+            self._collect()
+            self._evaluate(ALL_PHASES)
+        except Exception as exc:  # noqa: BLE001 - closing must never raise into the loop
+            self._fault("closing", exc)
+        finally:
+            self.detach()
+            self.run.end()
+            self._flush_record()
+
+    def end_epoch(self, logs: dict[str, Any] | None = None) -> None:
+        """Close the epoch now (done automatically when training resumes after validation).
+
+        ``logs`` (numbers such as a learning-rate schedule's value or a metric the loop
+        computed) are stored in the epoch's record beside bertlab's own summaries.
+        """
+        if not self.active or self._broken:
+            return
+        try:
+            self._end_epoch(logs or {})
+        except Exception as exc:  # noqa: BLE001
+            self._fault("ending an epoch", exc)
+
+    # ------------------------------------------------------------------ hooks' callbacks
+    def _validated(self) -> bool:
+        """Whether validation batches ran since the epoch's last training step."""
+        return self._instrument is not None and self._instrument.val_batches > 0
+
+    def _train_forward(self) -> None:
+        self._show()
+        if self._validated():
+            self._end_epoch({})
+
+    def _after_step(self) -> None:
+        self._epoch_steps += 1
+        self._since_eval += 1
+        inst = self._instrument
+        due = self._since_eval >= self._eval_every
+        full = inst is not None and inst.count - inst._read >= RING_ROWS // 2
+        if due or full or time.perf_counter() - self._last_read >= READ_EVERY_S:
+            self._collect()
+        if due:
+            self._evaluate_live()
+
+    def _collect(self) -> None:
+        self._last_read = time.perf_counter()
+        inst = self._instrument
+        if inst is None:
+            return
+        self.run.meta.update(inst.trace_facts)
+        self.run.meta["model"] = self._facts.to_dict()  # the first batches refine the facts
+        rows = inst.read_rows()
+        if rows is None or inst.layout is None:
+            return
+        self.run.set_layout(inst.layout)
+        self._add_rows(rows)
+
+    def _end_epoch(self, logs: dict[str, Any]) -> None:
+        inst = self._instrument
+        self._collect()
+        record: dict[str, Any] = {"epoch": self._epoch, "steps": self.run.steps}
+        losses = self.run.column("loss")[-self._epoch_steps :] if self._epoch_steps else []
+        if len(losses) and np.isfinite(losses).any():
+            record["loss"] = float(np.nanmean(losses))
+        if inst is not None and inst.layout is not None:
+            acc = inst.read_val()
+            val = summarize(inst.layout, acc) if acc is not None else {}
+            if "val_loss_recorded" in val:
+                val["val_loss"] = val["val_loss_recorded"]
+            confusion = val.get("val_confusion")
+            if confusion is not None and confusion.sum():
+                val["val_accuracy"] = float(np.trace(confusion) / confusion.sum())
+            if inst.val_batches:
+                val["val_train_mode"] = inst.val_train_mode / inst.val_batches
+            inst.val_batches = inst.val_train_mode = 0
+            record.update(val)
+        for key, value in logs.items():
+            try:
+                record[key] = float(value)
+            except (TypeError, ValueError):
+                continue
+        self.run.add_epoch(record)
+        self._evaluate(ALL_PHASES)
+        self._epoch += 1
+        self._batch = 0
+        self._epoch_steps = 0
