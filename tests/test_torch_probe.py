@@ -1,0 +1,197 @@
+"""The PyTorch probe: what it records equals a slow numpy recomputation of the same step, it
+never changes training, and it follows the loops people write (accumulation, clipping, hooks
+removed on close, a fault in bertlab reported once)."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch_training import MeanPool, model_and_optimizer, tensors, train_loop
+
+import bertlab
+import bertlab.torch
+from bertlab import reference
+from bertlab.probes.torch import quantities
+
+B = 32
+
+
+def _replay_first_step(model, ids, mask, y, loss_fn):
+    """Forward/backward of the first batch on a copy of the initial model (no Watch)."""
+    twin = copy.deepcopy(model)
+    out = twin(ids[:B], mask[:B])
+    loss = loss_fn(out, y[:B])
+    loss.backward()
+    grads = {n: p.grad.detach().numpy().copy() for n, p in twin.named_parameters()}
+    return float(loss.detach()), out.detach().numpy(), grads
+
+
+def test_first_step_matches_numpy_reference():
+    ids, mask, y = tensors(n=256)
+    ids[:B, 1] = 7  # repeated tokens: the embedding gradient accumulates rows
+    model, opt = model_and_optimizer(dropout=0.0)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    ref_loss, ref_out, ref_grads = _replay_first_step(model, ids, mask, y, loss_fn)
+    watch = train_loop(model, opt, loss_fn, (ids, mask, y), epochs=1, val_batches=2)
+    row = watch.history.iloc[0]
+    layout = watch.run.layout
+
+    expected = reference.step(
+        layout, loss=ref_loss, y_pred=ref_out, y=y[:B].numpy(), ids=ids[:B], mask=mask[:B]
+    )
+    for name, value in expected.items():
+        got = row[[c for c in watch.history.columns if c == name or c.startswith(name + "[")]]
+        np.testing.assert_allclose(
+            np.asarray(got, float), np.ravel(value), rtol=1e-4, atol=1e-6, err_msg=name
+        )
+    names = list(ref_grads)
+    groups = [layout.layers.index(n.rsplit(".", 1)[0]) for n in names]
+    grads = reference.gradients([ref_grads[n] for n in names], groups, len(layout.layers))
+    assert np.isclose(row["grad_norm"], grads["grad_norm"], rtol=1e-4)
+    for i, layer in enumerate(layout.layers):
+        assert np.isclose(row[f"grad_layer_norm[{layer}]"], grads["grad_layer_norm"][i], rtol=1e-4)
+    assert row["grad_zero"] == 0 and row["grad_missing"] == 0 and row["grad_nonfinite"] == 0
+    assert row["lr"] == pytest.approx(1e-2)
+    assert row["train_mode"] == 1 and row["grad_stale"] == 0 and row["micro_batches"] == 1
+    assert watch.run.meta["model"]["framework"] == "torch"
+    assert watch.run.meta["model"]["output_activation"] == "linear"  # an Addmm made the output
+
+
+def test_same_seed_same_weights_with_and_without_watch():
+    weights = []
+    for watched in (False, True):
+        model, opt = model_and_optimizer(seed=3, dropout=0.1)  # dropout: the RNG is consumed
+        torch.manual_seed(11)
+        train_loop(model, opt, torch.nn.CrossEntropyLoss(), epochs=2, watch=watched)
+        weights.append([p.detach().clone() for p in model.parameters()])
+    for a, b in zip(*weights, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_gradient_accumulation_gives_one_row_per_optimizer_step():
+    ids, mask, y = tensors(n=256)
+    model, opt = model_and_optimizer(dropout=0.0)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    k, micro = 4, 8
+    with bertlab.torch.Watch(model, opt, loss_fn, verbose=False) as watch:
+        for step in range(4):
+            for j in range(k):
+                s = slice((step * k + j) * micro, (step * k + j + 1) * micro)
+                (loss_fn(model(ids[s], mask[s]), y[s]) / k).backward()
+            opt.step()
+            opt.zero_grad()
+    h = watch.history
+    assert len(h) == 4
+    assert (h["micro_batches"] == k).all() and (h["batch_size"] == k * micro).all()
+    assert (h["grad_stale"] == 0).all()  # zeroed after each step: not stale
+    first = y[: k * micro].numpy()
+    counts = [h.iloc[0][f"label_count[{c}]"] for c in range(4)]
+    np.testing.assert_array_equal(counts, np.bincount(first, minlength=4))
+
+
+def test_gradient_norms_are_read_before_clipping():
+    ids, mask, y = tensors(n=128)
+    model, opt = model_and_optimizer(dropout=0.0)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    clipped = []
+    with bertlab.torch.Watch(model, opt, loss_fn, verbose=False) as watch:
+        for i in range(0, 96, B):
+            opt.zero_grad()
+            loss_fn(model(ids[i : i + B], mask[i : i + B]), y[i : i + B]).backward()
+            clipped.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), 1e-3)))
+            opt.step()
+    np.testing.assert_allclose(watch.history["grad_norm"], clipped, rtol=1e-4)
+    assert (watch.history["grad_norm"] > 1e-2).all()  # far above the clipped 1e-3
+
+
+def test_validation_epochs_and_hooks_removed_on_close():
+    model, opt = model_and_optimizer()
+    loss_fn = torch.nn.CrossEntropyLoss()
+    watch = train_loop(model, opt, loss_fn, epochs=3)
+    epochs = watch.epochs
+    assert list(epochs["epoch"]) == [0, 1, 2]
+    assert (epochs["val_samples"] == 128).all()
+    confusion = epochs["val_confusion"].iloc[-1]
+    assert confusion.shape == (4, 4) and confusion.sum() == 128
+    assert epochs["val_accuracy"].iloc[-1] > 0.5  # the marker token is learnable
+    assert (epochs["val_train_mode"] == 0).all()
+    assert not model._forward_hooks and not loss_fn._forward_hooks
+    assert not opt._optimizer_step_pre_hooks
+    assert all(not p._post_accumulate_grad_hooks for p in model.parameters())
+    assert watch.findings == [] or all(f.severity == "info" for f in watch.findings)
+
+
+def test_multilabel_sigmoid_bce_and_pos_weight_facts():
+    ids, mask, y = tensors(n=256)
+    labels = torch.stack([(y == c) | (y == (c + 1) % 4) for c in range(3)], 1).float()
+    model, opt = model_and_optimizer(k=3, activation=torch.nn.Sigmoid())
+    loss_fn = torch.nn.BCELoss()
+    watch = train_loop(model, opt, loss_fn, (ids, mask, labels), epochs=1)
+    layout = watch.run.layout
+    assert layout.task == "multilabel" and layout.prob_mode == "identity"
+    assert watch.run.meta["output_op"] == "Sigmoid"
+    assert watch.run.meta["model"]["output_activation"] == "sigmoid"
+    last = watch.epochs.iloc[-1]
+    assert len(last["val_f1"]) == 3 and last["val_label_count"].sum() == labels[-128:].sum()
+
+
+def test_a_fault_in_bertlab_is_reported_once_and_training_goes_on(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(quantities, "output_stats", broken)
+    model, opt = model_and_optimizer(dropout=0.0)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    ids, mask, y = tensors(n=128)
+    before = [p.detach().clone() for p in model.parameters()]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        watch = bertlab.torch.Watch(model, opt, loss_fn, verbose=False)
+        for i in range(0, 128, B):
+            opt.zero_grad()
+            loss_fn(model(ids[i : i + B], mask[i : i + B]), y[i : i + B]).backward()
+            opt.step()
+        watch.close()
+    mine = [w for w in caught if issubclass(w.category, bertlab.BertlabWarning)]
+    assert len(mine) == 1 and "injected" in str(mine[0].message)
+    assert any(not torch.equal(a, p) for a, p in zip(before, model.parameters(), strict=True))
+    assert not model._forward_hooks
+
+
+def test_hugging_face_model_with_labels_argument():
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=300,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=32,
+        num_labels=4,
+    )
+    model = BertForSequenceClassification(config)
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-4)
+    ids, mask, y = tensors(n=96)
+    losses = []
+    with bertlab.torch.Watch(model, opt, verbose=False) as watch:
+        model.train()
+        for i in range(0, 96, B):
+            out = model(
+                input_ids=ids[i : i + B], attention_mask=mask[i : i + B], labels=y[i : i + B]
+            )
+            losses.append(float(out.loss))
+            out.loss.backward()
+            opt.step()
+            opt.zero_grad()
+    h = watch.history
+    np.testing.assert_allclose(h["loss"], losses, rtol=1e-5)
+    assert watch.run.meta["model"]["loss"] == "sparse_categorical_crossentropy"
+    assert watch.run.layout.n_outputs == 4 and h["pad_share"].notna().all()
+    assert "BertModel" in watch.run.meta["model"]["encoders"]
+    assert MeanPool  # the helper module is importable beside transformers
