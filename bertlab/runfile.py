@@ -1,4 +1,17 @@
-"""Saved-run file format: a ZIP of JSON and Parquet, safe to open from strangers.
+"""Saved-run file formats: a ZIP of JSON and Parquet, or a run log; safe to open from strangers.
+
+A ``.bertlab`` file is one of two formats, told apart by their first bytes:
+
+* the **ZIP** below (``PK\x03\x04``), written whole by ``Run.save``;
+* the **run log** (``\x89bertlab-log\r\n\x1a``), appended to while a run trains by
+  ``bertlab.record.Recorder`` (``Watch(path=...)``) and read by ``bertlab.follow``: a header and
+  checksummed records (snapshot = the ZIP below, meta, step store, rows, epoch, findings),
+  replayed in order up to the first incomplete or damaged record, so a process killed while
+  writing leaves a file that loads. The log is compacted into one snapshot record (temporary
+  file + ``os.replace``) when it grows past twice its last snapshot plus 1 MiB, so its size
+  follows the store's bounded history. Its layout is documented in `bertlab.runlog`.
+
+`load_run` reads both.
 
 Layout (format ``bertlab-run``, version 1).  The file is a ZIP archive with the
 three members below (any other member is ignored).  ``run.json`` is deflated; the
@@ -101,9 +114,25 @@ def save_run(
     half-written file.  Raises TypeError if ``meta``, ``epochs`` or ``findings``
     hold a value that has no JSON form.
     """
+    data = run_bytes(meta=meta, store=store, epochs=epochs, findings=findings)
+    write_atomic(path, data)
+
+
+def run_bytes(
+    *,
+    meta: dict,
+    store: RunStore,
+    epochs: list[dict],
+    findings: list[dict],
+    arrays: dict[str, np.ndarray] | None = None,
+) -> bytes:
+    """The ZIP file of `save_run` as bytes (also the payload of a log's snapshot record).
+
+    ``arrays``: ``store.export()`` taken by the caller (who then knows its exact cursor).
+    """
     if not isinstance(store, RunStore):
         raise TypeError(f"store must be a RunStore, not {type(store).__name__}")
-    arrays = store.export()
+    arrays = store.export() if arrays is None else arrays
     doc = {
         "format": FORMAT,
         "version": VERSION,
@@ -127,16 +156,24 @@ def save_run(
             count=archive[0],
         ),
     }
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            # Parquet members are zstd-compressed inside: store them as they are
+            method = zipfile.ZIP_DEFLATED if name == "run.json" else zipfile.ZIP_STORED
+            zf.writestr(name, data, compress_type=method)
+    return buf.getvalue()
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to a temporary file next to ``path``, fsync it, then rename it over
+    ``path``, so that ``path`` is always either the old or the new complete file."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
     try:
         with open(tmp, "xb") as fh:
-            with zipfile.ZipFile(fh, "w") as zf:
-                for name, data in members.items():
-                    # Parquet members are zstd-compressed inside: store them as they are
-                    method = zipfile.ZIP_DEFLATED if name == "run.json" else zipfile.ZIP_STORED
-                    zf.writestr(name, data, compress_type=method)
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -204,12 +241,23 @@ def load_run(path: str | os.PathLike) -> tuple[dict, RunStore, list[dict], list[
     Raises RunFileError for anything wrong with the file's content, and OSError
     (e.g. FileNotFoundError) when ``path`` itself cannot be opened.
     """
+    from bertlab import runlog  # runlog builds on this module
+
     with open(path, "rb") as fh:
         try:
             with _reading("unreadable run file"):
+                if fh.read(len(runlog.MAGIC)) == runlog.MAGIC:
+                    return runlog.read_log(fh)
+                fh.seek(0)
                 return _load(fh)
         except RunFileError as exc:
             raise RunFileError(f"{os.fspath(path)}: {exc}") from exc.__cause__
+
+
+def load_bytes(data: bytes) -> tuple[dict, RunStore, list[dict], list[dict]]:
+    """`load_run` for the bytes of a ZIP run file (a log's snapshot record)."""
+    with _reading("unreadable snapshot"):
+        return _load(io.BytesIO(data))
 
 
 @contextlib.contextmanager
