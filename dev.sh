@@ -25,6 +25,10 @@ setup() {
            $(find js/src -type f 2>/dev/null | sort) 2>/dev/null | sha256sum | cut -d' ' -f1)
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -f bertlab/static/dashboard.js ]; then
     "$PY" -m pip install --quiet --upgrade pip
+    # torch first, pinned: on this machine kind 2.13.0 is a 190 MB CPU build from the local
+    # wheel directory, while an open range takes a CUDA build of several GB. bertlab[torch]'s
+    # range is then already satisfied.
+    "$PY" -m pip install --quiet "torch==2.13.0"
     "$PY" -m pip install --quiet -e ".[dev]"
     "$PY" -m pip install --quiet --no-deps "${NODEPS[@]}"
     echo "$want" > "$stamp"

@@ -41,12 +41,17 @@ def load(path) -> Run:
 
 
 def __getattr__(name: str) -> Any:
-    if name == "Watch":
+    if name not in ("Watch", "check"):
+        raise AttributeError(f"module 'bertlab' has no attribute {name!r}")
+    try:
         from bertlab.probes.keras import Watch
-
-        return Watch
-    if name == "check":
         from bertlab.probes.keras.check import check
-
-        return check
-    raise AttributeError(f"module 'bertlab' has no attribute {name!r}")
+    except ModuleNotFoundError as exc:  # say which extra brings the missing framework
+        if exc.name is None or exc.name.split(".")[0] not in ("keras", "tensorflow"):
+            raise
+        raise ModuleNotFoundError(
+            f"bertlab.{name} is the Keras probe and needs Keras 3 ({exc}); install it with: "
+            "pip install 'bertlab[keras]' (PyTorch loops: bertlab.torch.Watch)",
+            name=exc.name,
+        ) from exc
+    return Watch if name == "Watch" else check
