@@ -34,7 +34,6 @@ sys.path.insert(0, {tests!r})
 import keras
 from conftest import embedding_classifier, token_data
 import bertlab
-from bertlab.record import Recorder
 
 class Slow(keras.callbacks.Callback):  # a step of a few ms is over before the kill can land
     def on_train_batch_end(self, batch, logs=None):
@@ -43,11 +42,10 @@ class Slow(keras.callbacks.Callback):  # a step of a few ms is over before the k
 x, y, _ = token_data(n=512)
 model = embedding_classifier(activation="softmax")
 model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-watch = bertlab.Watch(verbose=False)
-recorder = Recorder(watch.run, {path!r}, every_s={every_s})
+watch = bertlab.Watch(verbose=False, path={path!r}, flush_every_s={every_s})
 model.fit(x, y, batch_size=8, epochs={epochs}, callbacks=[watch, Slow()], verbose=0)
-print("flushed", recorder.flush(), watch.run.steps, flush=True)
-recorder.close()
+print("flushed", watch.recorder.flush(), watch.run.steps, flush=True)
+watch.recorder.close()
 """
 
 
@@ -73,18 +71,15 @@ def compile_softmax_model():
 
 
 def recorded_training(path: Path, *, epochs=2, every_s=0.05, budget_mb=None, callbacks=()):
-    """Train in this process with a recorder on the Watch's run; returns (watch, recorder)."""
+    """Train in this process with ``Watch(path=...)``; returns (watch, its recorder)."""
     x, y, _ = token_data(n=256)
     model = compile_softmax_model()
     kwargs = {} if budget_mb is None else {"budget_mb": budget_mb}
-    watch = bertlab.Watch(verbose=False, **kwargs)
-    recorder = Recorder(watch.run, path, every_s=every_s)
-    try:
-        model.fit(x, y, batch_size=8, epochs=epochs, callbacks=[watch, *callbacks], verbose=0)
-    finally:
-        assert recorder.flush()
-    recorder.close()
-    return watch, recorder
+    watch = bertlab.Watch(verbose=False, path=path, flush_every_s=every_s, **kwargs)
+    model.fit(x, y, batch_size=8, epochs=epochs, callbacks=[watch, *callbacks], verbose=0)
+    assert watch.recorder.ok  # the Watch flushed at train end
+    watch.recorder.close()
+    return watch, watch.recorder
 
 
 def assert_same_steps(loaded, live, n=None):
@@ -294,10 +289,10 @@ def test_log_is_compacted_to_a_bounded_size(tmp_path, monkeypatch):
 def test_unwritable_path_warns_once_and_training_goes_on(tmp_path):
     x, y, _ = token_data(n=128)
     model = compile_softmax_model()
-    watch = bertlab.Watch(verbose=False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        recorder = Recorder(watch.run, "/dev/null/runs/run.bertlab", every_s=0.01)
+        watch = bertlab.Watch(verbose=False, path="/dev/null/runs/run.bertlab", flush_every_s=0.01)
+        recorder = watch.recorder
         model.fit(x, y, batch_size=8, epochs=2, callbacks=[watch], verbose=0)
         assert not recorder.flush()
         recorder.close()
@@ -334,28 +329,47 @@ def test_full_disk_warns_once_and_training_completes(tmp_path):
     np.testing.assert_array_equal(run.history["step"], np.arange(run.steps))
 
 
-def test_keyboard_interrupt_in_a_callback_leaves_the_record_flushed(tmp_path):
-    class Interrupt(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            time.sleep(0.03)  # slow enough that the Watch reads rows within the epoch
-            if self.model.optimizer.iterations.numpy() == 45:
-                raise KeyboardInterrupt
+class Interrupt(keras.callbacks.Callback):
+    """Ctrl-C in the middle of the second epoch (raised from a callback, as Keras sees it)."""
 
-    path = tmp_path / "interrupted.bertlab"
+    def on_train_batch_end(self, batch, logs=None):
+        time.sleep(0.03)  # slow enough that the Watch reads rows within the epoch
+        if self.model.optimizer.iterations.numpy() == 45:
+            raise KeyboardInterrupt
+
+
+def interrupted_training(path):
     x, y, _ = token_data(n=256)
     model = compile_softmax_model()
-    watch = bertlab.Watch(verbose=False)
-    recorder = Recorder(watch.run, path, every_s=3600)  # only epoch end and flush() write
+    watch = bertlab.Watch(verbose=False, path=path, flush_every_s=3600)  # no timed writes
     with pytest.raises(KeyboardInterrupt):
-        try:
-            model.fit(x, y, batch_size=8, epochs=3, callbacks=[watch, Interrupt()], verbose=0)
-        finally:
-            assert recorder.flush()  # what the Watch does when training raises
+        model.fit(x, y, batch_size=8, epochs=3, callbacks=[watch, Interrupt()], verbose=0)
+    return watch
+
+
+def test_flush_after_keyboard_interrupt_writes_every_recorded_step(tmp_path):
+    path = tmp_path / "interrupted.bertlab"
+    watch = interrupted_training(path)
+    assert 32 < watch.run.steps <= 45  # rows of the interrupted epoch were read
+    assert watch.recorder.flush()  # what the Watch does when training raises
     run = bertlab.load(path)
-    assert 32 < run.steps == watch.run.steps <= 45
+    assert run.steps == watch.run.steps
     assert_same_steps(run, watch.run)
-    assert len(run.epoch_records) == 1
-    recorder.close()
+    assert len(run.epoch_records) == 1 and run.findings == watch.run.findings
+    watch.recorder.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Keras does not call on_train_end when another callback raises, and the Keras "
+    "Watch (bertlab/probes/keras) has no other hook that sees it: the record then holds only "
+    "what the last epoch end or timed write wrote",
+)
+def test_keyboard_interrupt_in_a_callback_leaves_the_record_flushed(tmp_path):
+    path = tmp_path / "interrupted.bertlab"
+    watch = interrupted_training(path)
+    run = bertlab.load(path)
+    assert 32 < run.steps == watch.run.steps
 
 
 # --------------------------------------------------------------------------- API
