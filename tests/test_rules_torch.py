@@ -186,3 +186,17 @@ def test_params_not_in_optimizer_silent_for_parameters_without_gradient():
     assert watch.run.meta["params_outside_optimizer"] == ["spare.weight", "spare.bias"]
     assert watch.run.meta["unoptimized_params"] == []
     assert "params-not-in-optimizer" not in {d["code"] for d in watch.run.findings}
+
+
+def test_params_not_in_optimizer_is_named_as_the_cause_of_a_stalled_model():
+    """The classifier head replaced after the optimizer was built, on a frozen encoder: nothing
+    the optimizer holds is used any more, so the loss stalls; the stall names its cause."""
+    torch.manual_seed(0)
+    model = MeanPool(k=4)
+    model.emb.weight.requires_grad_(False)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model.head = nn.Linear(16, 4)  # a new head, after the optimizer
+    watch = train_loop(model, optimizer, nn.CrossEntropyLoss(), epochs=14)
+    stalls = [f for f in watch.findings if f.code in ("stagnant-loss", "chance-loss")]
+    assert stalls and all(f.cause == "params-not-in-optimizer" for f in stalls)
+    assert watch.findings[0].code == "params-not-in-optimizer"  # the root cause comes first

@@ -59,6 +59,7 @@ RULE = Rule(
         "logits-as-probabilities",
         "loss-activation-mismatch",
         "label-format-mismatch",
+        "params-not-in-optimizer",
         "high-learning-rate",
         "single-class",
         "multilabel-collapse",

@@ -118,7 +118,7 @@ RULE = Rule(
     phase="live",
     panel="gradients",
     rank=35,
-    causes=("high-learning-rate",),
+    causes=("grads-not-zeroed", "high-learning-rate"),
     title="Exploding gradients",
     explanation=(
         "The gradient norm jumped by orders of magnitude. An update is the learning rate times "

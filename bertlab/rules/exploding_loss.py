@@ -71,7 +71,7 @@ RULE = Rule(
     phase="live",
     panel="overview",
     rank=45,
-    causes=("high-learning-rate", "exploding-gradients"),
+    causes=("grads-not-zeroed", "high-learning-rate", "exploding-gradients"),
     title="The loss is exploding",
     explanation=(
         "The loss climbed many times above the best level it had reached and keeps climbing, so "

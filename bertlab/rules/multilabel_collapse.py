@@ -89,6 +89,7 @@ RULE = Rule(
         "loss-activation-mismatch",
         "logits-as-probabilities",
         "label-format-mismatch",
+        "params-not-in-optimizer",
         "high-learning-rate",
         "frozen-layers",
         "dead-gradients",

@@ -100,7 +100,12 @@ RULE = Rule(
     phase="live",
     panel="overview",
     rank=50,
-    causes=("high-learning-rate", "exploding-gradients", "saturated-logits"),
+    causes=(
+        "grads-not-zeroed",
+        "high-learning-rate",
+        "exploding-gradients",
+        "saturated-logits",
+    ),
     title="The loss oscillates instead of going down",
     explanation=(
         "The loss keeps jumping between low and high values, by more than its own level, "

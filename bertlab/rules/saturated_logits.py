@@ -88,6 +88,7 @@ RULE = Rule(
     causes=(
         "logits-as-probabilities",
         "loss-activation-mismatch",
+        "grads-not-zeroed",
         "high-learning-rate",
         "exploding-gradients",
     ),

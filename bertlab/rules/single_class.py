@@ -95,6 +95,7 @@ RULE = Rule(
         "logits-as-probabilities",
         "loss-activation-mismatch",
         "label-format-mismatch",
+        "params-not-in-optimizer",
         "high-learning-rate",
         "frozen-layers",
         "unshuffled-batches",

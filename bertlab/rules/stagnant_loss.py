@@ -79,6 +79,7 @@ RULE = Rule(
         "logits-as-probabilities",
         "loss-activation-mismatch",
         "double-softmax",
+        "params-not-in-optimizer",
         "frozen-layers",
         "high-learning-rate",
     ),
