@@ -148,6 +148,75 @@ def _demo_like_bert():
     return fit_watched(model, data, y, epochs=3, batch_size=16, validation_split=0.2)
 
 
+def _torch_multiclass():
+    """A plain PyTorch loop (zero_grad, train()/eval(), no_grad validation), CrossEntropyLoss."""
+    from torch import nn
+    from torch_training import model_and_optimizer, train_loop
+
+    model, optimizer = model_and_optimizer(k=4, dropout=0.1)
+    return train_loop(model, optimizer, nn.CrossEntropyLoss(), epochs=4)
+
+
+def _torch_multilabel():
+    """The PyTorch loop on 3 labels (marker tokens as in ``_multilabel_sigmoid``), BCE on logits."""
+    import torch
+    from torch import nn
+    from torch_training import model_and_optimizer, train_loop
+
+    rng = np.random.default_rng(1)
+    x, _, mask = token_data(n=512, k=2, learnable=False)
+    y = (rng.random((512, 3)) < [0.5, 0.3, 0.6]).astype("float32")
+    for j in range(3):
+        x[:, j + 1] = np.where(y[:, j] > 0, 1 + j, x[:, j + 1])
+    data = (torch.tensor(x, dtype=torch.int64), torch.tensor(mask.astype("int64")), torch.tensor(y))
+    model, optimizer = model_and_optimizer(k=3, dropout=0.1)
+    return train_loop(model, optimizer, nn.BCEWithLogitsLoss(), data, epochs=6)
+
+
+def _torch_hf_bert_accumulation():
+    """A from-scratch Hugging Face BERT (dropout 0.1) called with ``labels=``, gradient
+    accumulation over 2 micro-batches, zero_grad after each step, eval() + no_grad validation."""
+    import warnings
+
+    import torch
+    from torch_training import tensors
+    from transformers import BertConfig, BertForSequenceClassification
+
+    import bertlab.torch
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=300,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=16,
+        num_labels=4,
+    )
+    model = BertForSequenceClassification(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    ids, mask, y = tensors(n=384)
+    watch = bertlab.torch.Watch(model, optimizer, verbose=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(3):
+            model.train()
+            for i, start in enumerate(range(0, 256, 8)):
+                s = slice(start, start + 8)
+                (model(input_ids=ids[s], attention_mask=mask[s], labels=y[s]).loss / 2).backward()
+                if i % 2 == 1:
+                    optimizer.step()
+                    optimizer.zero_grad()
+            model.eval()
+            with torch.no_grad():
+                for start in range(256, 384, 32):
+                    s = slice(start, start + 32)
+                    model(input_ids=ids[s], attention_mask=mask[s], labels=y[s])
+    watch.close()
+    return watch
+
+
 HEALTHY = {
     "demo-from-scratch-bert": _demo_like_bert,
     "bert-logits-from_logits": _logits_bert,
@@ -158,6 +227,9 @@ HEALTHY = {
     "label-smoothing": _label_smoothing,
     "steps_per_execution": _steps_per_execution,
     "dict-inputs-mask": _dict_inputs_with_mask,
+    "torch-multiclass-ce": _torch_multiclass,
+    "torch-multilabel-bce": _torch_multilabel,
+    "torch-hf-bert-accumulation": _torch_hf_bert_accumulation,
 }
 
 
