@@ -122,7 +122,7 @@ def test_eval_mode_training_names_the_forgotten_train_call():
     first_epoch = watch.history[watch.history["epoch"] == 0]
     assert (first_epoch["train_mode"] == 1).all()
     f = finding(watch, "eval-mode-training")
-    assert f"step {int(first_epoch['step'].max())} and earlier ran in train() mode" in f.evidence
+    assert f"last in train() mode at step {int(first_epoch['step'].max())}" in f.evidence
 
 
 def test_eval_mode_training_silent_without_mode_dependent_modules():

@@ -21,8 +21,9 @@ WINDOW = 20
 #: Steps with a known mode before the rule speaks. ``model.training`` is read exactly (no
 #: noise), so one rule evaluation's worth of steps (rules run every 4 steps) is enough.
 MIN_STEPS = 4
-#: Share of the recent steps in eval() mode: most of them. A loop calls model.train() once per
-#: epoch, so a forgotten call affects whole stretches of steps, never a scattered few.
+#: Share of the recent steps in eval() mode: most of them, the latest included. A loop calls
+#: model.train() once per epoch, so a forgotten call affects whole stretches of steps, never a
+#: scattered few; a loop back in train() mode has fixed itself (the finding is withdrawn).
 EVAL_SHARE = 0.5
 
 TITLE = "Training runs in eval() mode: dropout is off and batch norm does not learn"
@@ -43,8 +44,8 @@ def check(ctx: Context) -> Evidence | None:
     if known.sum() < MIN_STEPS:
         return None
     evaluating = modes[known] == 0
-    if evaluating.mean() < EVAL_SHARE:
-        return None
+    if evaluating.mean() < EVAL_SHARE or not evaluating[-1]:
+        return None  # mostly train() mode, or back in it now
     idx = np.flatnonzero(known)
     offset = ctx.n_steps - len(modes)
     span = ctx.step_range(offset + int(idx[0]), offset + int(idx[-1]) + 1)
@@ -61,8 +62,8 @@ def check(ctx: Context) -> Evidence | None:
     if len(trained):
         last_train = int(ctx.col("step")[trained[-1]])
         text += (
-            f"; step {last_train} and earlier ran in train() mode, so a model.eval() call (for "
-            "validation?) was not followed by model.train()"
+            f"; the model was last in train() mode at step {last_train}: a model.eval() call "
+            "(for validation?) was not followed by model.train()"
         )
     return Evidence(text, steps=span)
 
