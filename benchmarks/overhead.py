@@ -5,6 +5,7 @@ Run::
     python benchmarks/overhead.py                      # both models, default rounds/steps
     python benchmarks/overhead.py --model fast --rounds 21 --steps 300 --json out.json
     python benchmarks/overhead.py --model bert --control   # + an A/A arm: a 2nd plain model
+    python benchmarks/overhead.py --model fast --control --path   # + Watch(path=...) arm
 
 What is measured
 ----------------
@@ -58,6 +59,12 @@ drown everything else; the full call-to-return times are in the JSON (``fit_wall
 ``--control`` adds a fourth arm, ``plain-b``: a second plain model, built and run exactly like
 ``plain``. Its ratio should be 1; how far it is from 1 is the resolution of the measurement on
 this machine at that moment (a 3 % target needs a control within ~1 %).
+
+``--path`` adds a ``watch+path`` arm: ``Watch(path=...)``, which also appends the run to a file
+while it trains (the crash-safe record, ``bertlab.record``: a background thread writes at most
+every 2 s and at epoch end; each ``fit``'s end waits for a flush with fsync, which is per-fit work
+outside the step time). The writer thread's writes and their mean cost are printed below the
+table.
 
 Targets: Watch <= 1.03x plain on ``bert``, <= 1.10x plain on ``fast``.
 """
@@ -134,7 +141,7 @@ MODELS: dict[str, dict[str, Any]] = {
 
 
 #: Print order of the arms; ``plain-b`` (``--control``) is a second plain model: an A/A control.
-ARM_ORDER = ("plain", "plain-b", "watch", "tensorboard")
+ARM_ORDER = ("plain", "plain-b", "watch", "watch+path", "tensorboard")
 
 
 def _has_tensorboard() -> bool:
@@ -461,11 +468,43 @@ def report(kind: str, res: dict[str, Any]) -> None:
             f"   WARNING: the Watch recorded {res['watch_recorded_steps']} of "
             f"{res['watch_expected_steps']} steps; its timing is not representative"
         )
+    if "record" in res:
+        r = res["record"]
+        print(
+            f"   watch+path record: {r['writes']} writes by its thread, {r['write_ms_mean']:.2f} "
+            f"ms each (mean, fsync at each fit's end included), {r['steps']} steps of "
+            f"{r['row_bytes']} B, file {r['file_bytes'] / 1e6:.2f} MB"
+        )
     if res["watch_notes"]:
         print(f"   watch notes: {res['watch_notes']}")
     if res["watch_findings"]:
         found = ", ".join(res["watch_findings"])
         print(f"   watch findings (expected: the labels are random): {found}")
+
+
+def _record_arm(path: Path, made: list[Any]) -> Callable[[], list]:
+    """The callbacks of the ``watch+path`` arm: a Watch that also writes its crash-safe record
+    (``flush_every_s`` at its default, 2 s; a flush with fsync at every ``fit``'s end)."""
+
+    def callbacks() -> list:
+        watch = bertlab.Watch(verbose=False, path=path)
+        made.append(watch)
+        return [watch]
+
+    return callbacks
+
+
+def _record_costs(watch: Any) -> dict[str, Any]:
+    """What the record's writer thread did: writes, their mean cost, the file's size."""
+    recorder = watch.recorder
+    recorder.close()
+    return {
+        "writes": recorder.writes,
+        "write_ms_mean": recorder.write_seconds / max(1, recorder.writes) * 1e3,
+        "file_bytes": recorder.path.stat().st_size if recorder.path.exists() else 0,
+        "steps": watch.run.steps,
+        "row_bytes": 8 * (watch.run.store.width if watch.run.store is not None else 0),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -478,6 +517,12 @@ def main(argv: list[str] | None = None) -> int:
         "--control",
         action="store_true",
         help="add a second plain arm (A/A control: the ratio it gets is the resolution)",
+    )
+    parser.add_argument(
+        "--path",
+        action="store_true",
+        help="add a 'watch+path' arm: Watch(path=...) also appends the run to a file (the "
+        "crash-safe record, bertlab.record) from its background thread",
     )
     args = parser.parse_args(argv)
     if args.steps is not None and args.steps < DROP + 3:
@@ -510,7 +555,12 @@ def main(argv: list[str] | None = None) -> int:
     for kind in kinds:
         rounds = args.rounds or MODELS[kind]["rounds"]
         steps = args.steps or MODELS[kind]["steps"]
-        res = bench(kind, rounds, steps, with_tb, args.control)
+        recorded: list[Any] = []
+        with tempfile.TemporaryDirectory(prefix="bertlab-bench-record-") as folder:
+            extra = {"watch+path": _record_arm(Path(folder) / f"{kind}.bertlab", recorded)}
+            res = bench(kind, rounds, steps, with_tb, args.control, extra if args.path else None)
+            if recorded:
+                res["record"] = _record_costs(recorded[0])
         results["models"][kind] = res
         report(kind, res)
         sys.stdout.flush()
