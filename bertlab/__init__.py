@@ -18,7 +18,16 @@ if TYPE_CHECKING:
     from bertlab.probes.keras.check import check
 
 __version__ = "0.1.0"
-__all__ = ["BertlabWarning", "Finding", "Run", "RunFileError", "Watch", "check", "load"]
+__all__ = [
+    "BertlabWarning",
+    "Finding",
+    "Run",
+    "RunFileError",
+    "Watch",
+    "check",
+    "follow",
+    "load",
+]
 
 
 def load_ipython_extension(shell) -> None:
@@ -38,6 +47,14 @@ def unload_ipython_extension(shell) -> None:
 def load(path) -> Run:
     """Reopen a run saved with ``watch.save(path)``; safe on untrusted files (no pickle)."""
     return Run.load(path)
+
+
+def follow(path, interval_s: float = 0.5, stale_s: float = 15.0) -> Run:
+    """A ``Run`` that keeps reading a record another process writes (``Watch(path=...)``);
+    see ``bertlab.following``. ``run.stop_following()`` ends it."""
+    from bertlab.following import follow as follow_run
+
+    return follow_run(path, interval_s=interval_s, stale_s=stale_s)
 
 
 def __getattr__(name: str) -> Any:

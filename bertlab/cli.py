@@ -1,4 +1,5 @@
-"""Command line: ``bertlab demo`` (also ``python -m bertlab demo``) and ``bertlab show RUN``."""
+"""Command line: ``bertlab demo`` (also ``python -m bertlab demo``), ``bertlab show RUN`` and
+``bertlab follow RUN`` (a live text view of a record another process writes)."""
 
 from __future__ import annotations
 
@@ -76,6 +77,37 @@ def show(args: argparse.Namespace) -> int:
     return 0
 
 
+def follow(args: argparse.Namespace) -> int:
+    """Print a followed run as it grows: steps, last loss, findings as they appear (Ctrl-C)."""
+    from bertlab.following import follow as follow_run
+    from bertlab.text import follow_line
+
+    run = follow_run(args.run, interval_s=args.interval)
+    seen: set[tuple[str, str]] = set()
+    last = ""
+    print(f"bertlab: following {args.run} (Ctrl-C to stop)", flush=True)
+    try:
+        while True:
+            line = follow_line(run)
+            if line != last:
+                print(line, flush=True)
+                last = line
+            for f in run.findings:
+                key = (str(f.get("code")), str(f.get("status")))
+                if key not in seen and f.get("status") == "live":
+                    cause = f" (caused by {f['cause']})" if f.get("cause") else ""
+                    print(f"  [{f.get('severity')}] {f.get('code')}: {f.get('title')}{cause}")
+                    print(f"      {f.get('evidence')}", flush=True)
+                seen.add(key)
+            if args.exit_when_done and run.follow_status in ("done", "error"):
+                return 0
+            time.sleep(args.interval)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        run.stop_following()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bertlab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -122,5 +154,13 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("show", help="print the summary of a saved run")
     p.add_argument("run")
     p.set_defaults(func=show)
+    p = sub.add_parser(
+        "follow",
+        help="live text view of a run another process writes (Watch(path=...)); Ctrl-C ends",
+    )
+    p.add_argument("run", help="the record file (it may not exist yet)")
+    p.add_argument("--interval", type=float, default=0.5, help="seconds between reads")
+    p.add_argument("--exit-when-done", action="store_true", help="stop when the training has ended")
+    p.set_defaults(func=follow)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -4,6 +4,7 @@
     %bertlab watch off         back to plain fit
     %bertlab check model [x y] pre-flight findings for a compiled model (and its data)
     %bertlab open run.bertlab  reopen a saved run as a dashboard
+    %bertlab open --follow run.bertlab   a dashboard that follows a run another process writes
 
 When ``fit`` raises and bertlab attached its findings to the exception (PEP 678 notes starting
 with ``bertlab:``), the usual traceback is followed by those findings in a box, so the cause is
@@ -90,11 +91,20 @@ class _Magic:
         return None
 
     def _open(self, rest: list[str]) -> Any:
+        following = "--follow" in rest
+        rest = [arg for arg in rest if arg != "--follow"]
         if len(rest) != 1:
-            raise ValueError("%bertlab open: give one saved run, e.g. %bertlab open run.bertlab")
+            raise ValueError(
+                "%bertlab open: give one run, e.g. %bertlab open run.bertlab "
+                "or %bertlab open --follow runs/exp1.bertlab"
+            )
         import bertlab
         from bertlab.views.dashboard import Dashboard
 
+        if following:  # the run is `bertlab_followed`, to stop it: .stop_following()
+            run = bertlab.follow(rest[0])
+            self.shell.user_ns["bertlab_followed"] = run
+            return Dashboard(run, title=f"following {rest[0]}")
         return Dashboard(bertlab.load(rest[0]))
 
 

@@ -44,6 +44,9 @@ from bertlab.runfile import write_atomic
 COMPACT_FACTOR = 2.0
 #: ... plus this many bytes (so small runs are not rewritten over and over).
 COMPACT_MIN_BYTES = 1 << 20
+#: Seconds without anything to write after which the writer appends a heartbeat record, so a
+#: follower can tell a long validation from a writer that stopped (``bertlab.follow``).
+HEARTBEAT_S = 5.0
 
 
 def rank_path(path: str | os.PathLike, rank: int) -> str | Path:
@@ -93,6 +96,8 @@ class Recorder:
         self._asked = 0  # write generations asked for (flush, epoch, end)
         self._done = 0  # ... and done
         self._dirty = True  # steps arrived since the last write
+        self._ends = 0  # training sessions ended (Run.end), each written as a D record
+        self._last_append = time.monotonic()
         self._closing = False
         self._warned = False
         self._fd: int | None = None
@@ -106,7 +111,10 @@ class Recorder:
     def _on_event(self, kind: str, payload: Any) -> None:
         if kind == "steps":
             self._dirty = True  # the writer picks the rows up within every_s
-        elif kind in ("epoch", "end", "begin"):
+        elif kind == "end":
+            self._ends += 1
+            self._ask()
+        elif kind in ("epoch", "begin"):
             self._ask()
 
     def _ask(self) -> int:
@@ -148,9 +156,10 @@ class Recorder:
         while True:
             with self._cond:
                 if self._done >= self._asked and not self._closing:
-                    self._cond.wait(self.every_s)
+                    self._cond.wait(min(self.every_s, HEARTBEAT_S))
                 target, closing = self._asked, self._closing
-            if self._done < target or self._dirty or closing:
+            beat = time.monotonic() - self._last_append >= HEARTBEAT_S
+            if self._done < target or self._dirty or closing or beat:
                 self._write(sync=self._done < target or closing)
             with self._cond:
                 self._done = target
@@ -173,6 +182,9 @@ class Recorder:
                 elif delta[0]:
                     self._append(delta[0])
                     self._marks = delta[1]
+                elif time.monotonic() - self._last_append >= HEARTBEAT_S:
+                    beat = runlog.json_record(runlog.HEARTBEAT, {"time": time.time()}, "beat")
+                    self._append(beat)
                 limit = COMPACT_FACTOR * self._snapshot_bytes + COMPACT_MIN_BYTES
                 if self._log_bytes > limit:
                     self._rewrite()
@@ -187,8 +199,8 @@ class Recorder:
 
     def _reset_marks(self) -> None:
         """Forget what was written (the next write starts a new file)."""
-        #: what the file holds: store object, steps, epochs, meta JSON, findings JSON
-        self._marks: tuple[Any, int, int, str | None, str | None] = (None, 0, 0, None, None)
+        #: what the file holds: store object, steps, epochs, meta JSON, findings JSON, ends
+        self._marks: tuple[Any, int, int, str | None, str | None, int] = (None, 0, 0, None, None, 0)
         self._snapshot_bytes = 0
         self._log_bytes = 0
 
@@ -196,7 +208,7 @@ class Recorder:
         """Records for what is new since the last write, and the marks once they are written
         (None: rows were lost to the store's archive, or the store changed: rewrite)."""
         run, parts = self.run, []
-        old_store, cursor, n_epochs, meta_text, findings_text = self._marks
+        old_store, cursor, n_epochs, meta_text, findings_text, ends = self._marks
         store = run.store  # read before meta: set_layout writes meta["layout"] first
         text = self._json(run.meta)
         if text is not None and text != meta_text:
@@ -219,7 +231,10 @@ class Recorder:
         if text is not None and text != findings_text:
             parts.append(runlog.record(runlog.FINDINGS, text.encode("utf-8")))
             findings_text = text
-        marks = (store, cursor, n_epochs + len(epochs), meta_text, findings_text)
+        n_ends = self._ends
+        if n_ends > ends:  # after the rows and findings it ends
+            parts.append(runlog.json_record(runlog.DONE, {"steps": cursor}, "done"))
+        marks = (store, cursor, n_epochs + len(epochs), meta_text, findings_text, n_ends)
         return b"".join(parts), marks
 
     @staticmethod
@@ -246,6 +261,7 @@ class Recorder:
                 self._close_fd()  # unknown tail: the next write rewrites the whole file
             raise
         self._log_bytes += len(data)
+        self._last_append = time.monotonic()
 
     def _rewrite(self) -> None:
         """Write the whole run as header + snapshot record, then append from there.
@@ -255,7 +271,7 @@ class Recorder:
         """
         self._close_fd()
         self._reset_marks()
-        run = self.run
+        run, ends = self.run, self._ends
         store = run.store
         meta_text, findings_text = self._json(run.meta), self._json(run.findings)
         epochs = list(run.epoch_records)
@@ -263,6 +279,8 @@ class Recorder:
             raise RuntimeError("the run's metadata kept changing while it was being written")
         meta, findings = json.loads(meta_text), json.loads(findings_text)
         snap, cursor = runlog.snapshot_record(meta, store, epochs, findings)
+        if ends:  # the snapshot is of a run whose (last) session had ended: say so
+            snap += runlog.json_record(runlog.DONE, {"steps": cursor}, "done")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.is_file() or not self.path.exists():
             write_atomic(self.path, runlog.HEADER + snap)
@@ -270,7 +288,7 @@ class Recorder:
         else:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_TRUNC)
             self._append(runlog.HEADER + snap)
-        self._marks = (store, cursor, len(epochs), meta_text, findings_text)
+        self._marks = (store, cursor, len(epochs), meta_text, findings_text, ends)
         self._snapshot_bytes, self._log_bytes = len(snap), 0
 
     def _close_fd(self) -> None:

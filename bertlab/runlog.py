@@ -30,6 +30,11 @@ Layout (format ``bertlab-log``, version 1)
       JSON object: one finished epoch's record (appended).
   ``F`` findings
       JSON list of objects: the run's findings (replaces the previous list).
+  ``D`` done
+      JSON ``{"steps": int}``: a training session (one ``fit``) ended there, normally or not.
+  ``H`` heartbeat
+      JSON ``{"time": float}`` (Unix time): the writer is alive but had nothing new to write;
+      lets a follower tell a long validation from a writer that stopped.
 
   JSON uses Python's ``NaN``/``Infinity`` tokens and arrays as nested lists, as in run.json.
   Records of an unknown kind are skipped (a newer writer may add kinds).
@@ -58,7 +63,7 @@ VERSION = 1
 HEADER = MAGIC + bytes([VERSION])
 #: Longest payload a reader accepts; a longer claim is treated as a damaged tail.
 MAX_RECORD_BYTES = 1 << 28
-SNAPSHOT, META, STORE, ROWS, EPOCH, FINDINGS = (ord(c) for c in "SMTREF")
+SNAPSHOT, META, STORE, ROWS, EPOCH, FINDINGS, DONE, HEARTBEAT = (ord(c) for c in "SMTREFDH")
 _HEAD = struct.Struct("<IIB")
 _ROWS = struct.Struct("<qI")
 
@@ -161,6 +166,9 @@ class LogState:
     def add_epoch(self, record: dict) -> None:
         self.epoch_records.append(record)
 
+    def session_end(self) -> None:
+        """A ``D`` record: nothing to keep for a loaded run (a follower tells its listeners)."""
+
 
 def apply(target: Any, kind: int, payload: bytes) -> None:
     """Apply one intact record to ``target`` (a `LogState` or a followed ``Run``).
@@ -186,6 +194,8 @@ def apply(target: Any, kind: int, payload: bytes) -> None:
             raise RunFileError(f"rows record starts at step {start}, expected {store.cursor}")
         rows = np.frombuffer(payload, dtype="<f8", offset=_ROWS.size).reshape(-1, width)
         target.add_steps(rows.astype(np.float64))
+    elif kind == DONE:
+        target.session_end()
     elif kind in (META, STORE, EPOCH, FINDINGS):
         try:
             value = json.loads(payload.decode("utf-8"))

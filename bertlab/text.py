@@ -82,3 +82,18 @@ def summary(run: Run, window: int = 20) -> str:
     for note in run.meta.get("notes", []):
         lines.append(f"  note: {note}")
     return "\n".join(lines)
+
+
+def follow_line(run: Run) -> str:
+    """One status line of a followed run: status, steps, epochs, last batch loss."""
+    status = getattr(run, "follow_status", "")
+    parts = [f"[{status}]" if status else "", f"step {run.steps}"]
+    if run.epoch_records:
+        parts.append(f"epochs {len(run.epoch_records)}")
+    if run.steps:
+        loss = run.column("loss")
+        if len(loss):
+            parts.append(f"loss {_fmt(float(loss[-1]))}")
+    live = sum(f.get("status") == "live" for f in run.findings)
+    parts.append(f"findings {live}")
+    return " ".join(p for p in parts if p)

@@ -10,6 +10,9 @@ install time. The widget listens to a ``Run`` and pushes, never waits: the kerne
 * The synced traits (``snapshot``, ``findings``, ...) are filled from the run whenever the
   front end asks for state (a reloaded page) and set at train end, so a notebook saved with its
   widget state reopens with the whole run, not a blank.
+* A followed run (``bertlab.follow``) also emits "status" after each read of its file (the
+  header then shows e.g. "stopped, last write 40 s ago") and "reset" when the file holds a
+  new run: the front end then gets meta and a snapshot that replace what it held.
 * A fault in the dashboard is reported once (``BertlabWarning``) and the dashboard detaches;
   training and recording go on.
 """
@@ -144,6 +147,13 @@ class Dashboard(anywidget.AnyWidget):
                 self.flush()
                 self.sync_state()
                 self._send_status()
+            elif kind == "status":  # a followed run (bertlab.follow) read the file
+                self.flush()
+                if payload != self.status:
+                    self.status = str(payload)
+                    self._send_status()
+            elif kind == "reset":  # a followed file now holds another run
+                self._reset()
         except Exception as exc:  # noqa: BLE001 - the dashboard must never stop training
             self._broken = True
             if self._on_event in self.run.listeners:
@@ -182,6 +192,16 @@ class Dashboard(anywidget.AnyWidget):
         if signature != self._findings_sig:
             self.send({"type": "findings", "findings": protocol.findings(run)})
             self._findings_sig = signature
+
+    def _reset(self) -> None:
+        """The run was replaced: the front end gets its meta and a snapshot that replaces the
+        rows it holds, then the whole state (epochs, findings, status)."""
+        self._last_send = time.perf_counter()
+        self.send({"type": "meta", "meta": protocol.meta(self.run)})
+        rows, buffer, cursor = protocol.snapshot(self.run)
+        self.send({"type": "snapshot", "rows": rows, "cursor": cursor}, [buffer])
+        self.sync_state()
+        self._send_status()
 
     def _send_status(self) -> None:
         run = self.run

@@ -154,7 +154,12 @@ def epochs(run: Run) -> list[dict[str, Any]]:
 
 
 def status(run: Run) -> str:
-    """``"error"`` if ``fit`` raised, else what the caller tracks (see ``Dashboard``)."""
+    """A followed run's status (``bertlab.follow``: "running", "stopped, last write N s ago",
+    ...); else ``"error"`` if ``fit`` raised, else ``"done"`` (a live run's "running" is
+    tracked by the ``Dashboard``)."""
+    followed = getattr(run, "follow_status", None)
+    if isinstance(followed, str):
+        return followed
     return "error" if run.meta.get("error") else "done"
 
 
