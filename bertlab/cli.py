@@ -1,4 +1,5 @@
 """Command line: ``bertlab demo`` (also ``python -m bertlab demo``), ``bertlab show RUN`` and
+``bertlab report RUN [--markdown]`` (setup, findings and summaries, e.g. for a forum post) and
 ``bertlab follow RUN`` (a live text view of a record another process writes)."""
 
 from __future__ import annotations
@@ -74,6 +75,24 @@ def show(args: argparse.Namespace) -> int:
     from bertlab.text import summary
 
     print(summary(bertlab.load(args.run)))
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    """Print a saved (or still written) run: Markdown for a forum post, or the text summary."""
+    import bertlab
+
+    run = bertlab.load(args.run)
+    if args.markdown:
+        print(run.to_markdown(), end="")
+        return 0
+    from bertlab.findings import Finding
+    from bertlab.text import summary
+
+    print(summary(run))
+    for finding in run.findings:
+        if finding.get("status") == "live":
+            print("\n" + Finding.from_dict(finding).text())
     return 0
 
 
@@ -154,6 +173,14 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("show", help="print the summary of a saved run")
     p.add_argument("run")
     p.set_defaults(func=show)
+    p = sub.add_parser(
+        "report", help="a run's setup, findings (evidence, cause, fix) and loss/class summary"
+    )
+    p.add_argument("run")
+    p.add_argument(
+        "--markdown", action="store_true", help="Markdown to paste into a forum post or issue"
+    )
+    p.set_defaults(func=report)
     p = sub.add_parser(
         "follow",
         help="live text view of a run another process writes (Watch(path=...)); Ctrl-C ends",

@@ -189,6 +189,13 @@ class Run:
 
         return write_html(self, path, title)
 
+    def to_markdown(self, title: str | None = None) -> str:
+        """The run as Markdown for a forum post: setup, findings with evidence and fix, loss
+        and predicted-class summaries (text only; see :mod:`bertlab.report`)."""
+        from bertlab.report import markdown
+
+        return markdown(self, title)
+
     def dashboard(self, title: str = ""):
         """The dashboard widget of this run (it streams if the run is still training)."""
         from bertlab.views.dashboard import Dashboard
