@@ -25,6 +25,7 @@ __all__ = [
     "RunFileError",
     "Watch",
     "check",
+    "compare",
     "follow",
     "load",
 ]
@@ -55,6 +56,14 @@ def follow(path, interval_s: float = 0.5, stale_s: float = 15.0) -> Run:
     from bertlab.following import follow as follow_run
 
     return follow_run(path, interval_s=interval_s, stale_s=stale_s)
+
+
+def compare(*runs_or_paths, names=None, title: str = ""):
+    """Overlay runs (``Run``, ``Watch``, followed runs or paths) in one dashboard; see
+    ``bertlab.views.compare``. Display it in a cell or write ``.to_html(path)``."""
+    from bertlab.views.compare import compare as compare_runs
+
+    return compare_runs(*runs_or_paths, names=names, title=title)
 
 
 def __getattr__(name: str) -> Any:

@@ -1,6 +1,7 @@
 """Command line: ``bertlab demo`` (also ``python -m bertlab demo``), ``bertlab show RUN`` and
-``bertlab report RUN [--markdown]`` (setup, findings and summaries, e.g. for a forum post) and
-``bertlab follow RUN`` (a live text view of a record another process writes)."""
+``bertlab report RUN [--markdown]`` (setup, findings and summaries, e.g. for a forum post),
+``bertlab compare A B --html cmp.html`` and ``bertlab follow RUN`` (a live text view of a record
+another process writes)."""
 
 from __future__ import annotations
 
@@ -96,6 +97,21 @@ def report(args: argparse.Namespace) -> int:
     return 0
 
 
+def compare(args: argparse.Namespace) -> int:
+    """Overlay saved runs: an HTML comparison (``--html``) and a line per run."""
+    import bertlab
+    from bertlab.text import follow_line
+
+    runs = [bertlab.load(path) for path in args.runs]
+    for path, run in zip(args.runs, runs, strict=True):
+        print(f"{Path(path).stem}: {follow_line(run)}")
+    if args.html:
+        names = [Path(path).stem for path in args.runs]
+        written = bertlab.compare(*runs, names=names).to_html(args.html)
+        print(f"wrote {written}")
+    return 0
+
+
 def follow(args: argparse.Namespace) -> int:
     """Print a followed run as it grows: steps, last loss, findings as they appear (Ctrl-C)."""
     from bertlab.following import follow as follow_run
@@ -181,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
         "--markdown", action="store_true", help="Markdown to paste into a forum post or issue"
     )
     p.set_defaults(func=report)
+    p = sub.add_parser("compare", help="overlay saved runs (loss, gradients, classes, findings)")
+    p.add_argument("runs", nargs="+", help="run files")
+    p.add_argument("--html", help="write the comparison dashboard to this HTML file")
+    p.set_defaults(func=compare)
     p = sub.add_parser(
         "follow",
         help="live text view of a run another process writes (Watch(path=...)); Ctrl-C ends",

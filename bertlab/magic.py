@@ -5,6 +5,7 @@
     %bertlab check model [x y] pre-flight findings for a compiled model (and its data)
     %bertlab open run.bertlab  reopen a saved run as a dashboard
     %bertlab open --follow run.bertlab   a dashboard that follows a run another process writes
+    %bertlab compare a.bertlab b.bertlab   runs overlaid (paths, or names of runs/watches)
 
 When ``fit`` raises and bertlab attached its findings to the exception (PEP 678 notes starting
 with ``bertlab:``), the usual traceback is followed by those findings in a box, so the cause is
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import html
 import shlex
+from pathlib import Path
 from typing import Any
 
 USAGE = __doc__.split("\n\n")[1]
@@ -106,6 +108,16 @@ class _Magic:
             self.shell.user_ns["bertlab_followed"] = run
             return Dashboard(run, title=f"following {rest[0]}")
         return Dashboard(bertlab.load(rest[0]))
+
+    def _compare(self, rest: list[str]) -> Any:
+        if not rest:
+            raise ValueError(
+                "%bertlab compare: give runs, e.g. %bertlab compare a.bertlab b.bertlab"
+            )
+        import bertlab
+
+        items = [self.shell.user_ns.get(arg, arg) for arg in rest]  # a variable, else a path
+        return bertlab.compare(*items, names=[Path(arg).stem for arg in rest])
 
 
 def load_ipython_extension(shell: Any) -> None:

@@ -40,7 +40,7 @@ body {{ margin: 0; padding: 16px; font-family: system-ui, sans-serif; background
 const text = (id) => document.getElementById(id).textContent;
 const bytes = (b64) => Uint8Array.from(atob(b64.trim()), (c) => c.charCodeAt(0));
 const state = JSON.parse(text("bertlab-state"));
-state.snapshot = bytes(state.snapshot).buffer;
+if (state.snapshot != null) state.snapshot = bytes(state.snapshot).buffer;
 const code = new Blob([bytes(text("bertlab-bundle"))], {{ type: "text/javascript" }});
 const url = URL.createObjectURL(code);
 const mod = await import(url);
@@ -57,18 +57,18 @@ def _script_json(value: object) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def render_html(run: Run, title: str | None = None) -> str:
-    """The standalone HTML report of ``run`` as a string."""
+def render_page(state: dict, title: str) -> str:
+    """A standalone page that renders ``state`` (a run's widget state, or a comparison's
+    ``{"kind": "compare", "runs": [...]}``) with the built front end."""
     bundle_path = STATIC / "dashboard.js"
     if not bundle_path.exists():
         raise FileNotFoundError(
             f"{bundle_path} is missing: the front end was not built "
             "(pip install -e . builds it; or: cd js && npm ci && npm run build)"
         )
-    model_class = run.meta.get("model", {}).get("model_class") or "run"
-    title = title or f"bertlab report: {model_class}"
-    state = protocol.state(run, title=title)
-    state["snapshot"] = base64.b64encode(state["snapshot"]).decode("ascii")
+    state = dict(state, title=title)
+    if isinstance(state.get("snapshot"), bytes):
+        state["snapshot"] = base64.b64encode(state["snapshot"]).decode("ascii")
     return _TEMPLATE.format(
         title=html.escape(title),
         state=_script_json(state),
@@ -76,11 +76,25 @@ def render_html(run: Run, title: str | None = None) -> str:
     )
 
 
-def write_html(run: Run, path: str | os.PathLike, title: str | None = None) -> Path:
-    """Write the standalone HTML report of ``run`` to ``path`` (atomically); returns the path."""
+def render_html(run: Run, title: str | None = None) -> str:
+    """The standalone HTML report of ``run`` as a string."""
+    model_class = run.meta.get("model", {}).get("model_class") or "run"
+    title = title or f"bertlab report: {model_class}"
+    return render_page(protocol.state(run, title=title), title)
+
+
+def write_page(path: str | os.PathLike, state: dict, title: str) -> Path:
+    """Write `render_page` to ``path`` (atomically); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render_html(run, title), encoding="utf-8")
+    tmp.write_text(render_page(state, title), encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def write_html(run: Run, path: str | os.PathLike, title: str | None = None) -> Path:
+    """Write the standalone HTML report of ``run`` to ``path`` (atomically); returns the path."""
+    model_class = run.meta.get("model", {}).get("model_class") or "run"
+    title = title or f"bertlab report: {model_class}"
+    return write_page(path, protocol.state(run, title=title), title)

@@ -12,6 +12,7 @@
 import Plotly from "plotly.js-cartesian-dist-min";
 import "./dashboard.css";
 import { setPlotly } from "./chart.js";
+import { createCompare } from "./compare.js";
 import { createDashboard } from "./dashboard.js";
 import { renderStandaloneWith } from "./standalone.js";
 import { RunState } from "./state.js";
@@ -63,8 +64,12 @@ function attach(model) {
   return entry;
 }
 
+/** The comparison widget (`bertlab.compare`) shares this bundle; its `kind` trait says so. */
+const isCompare = (model) => model.get("kind") === "compare";
+
 /** anywidget lifecycle: once per model. */
 function initialize({ model }) {
+  if (isCompare(model)) return () => {};
   const entry = attach(model);
   entry.load();
   return () => entry.detach();
@@ -72,6 +77,7 @@ function initialize({ model }) {
 
 /** anywidget lifecycle: once per view. */
 function render({ model, el }) {
+  if (isCompare(model)) return createCompare(el, model);
   const entry = attach(model);
   if (entry.state.empty) entry.load();
   return createDashboard(el, entry.state);
