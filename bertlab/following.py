@@ -32,8 +32,8 @@ from bertlab.run import Run
 from bertlab.runfile import MAX_TOTAL_BYTES, RunFileError
 from bertlab.store import RunStore
 
-#: Bytes at the start of a log that identify the run in it (header + the first record's head,
-#: whose checksum covers the first snapshot): a writer that rewrote the file in place changes them.
+#: Bytes at the start of a log that identify the file (header + the head of its first record,
+#: the identity record, whose checksum covers a random id): a file rewritten in place differs.
 _HEAD = len(runlog.HEADER) + 9
 
 
@@ -133,9 +133,7 @@ class FollowedRun(Run):
         ident = (st.st_dev, st.st_ino) + ((st.st_size, st.st_mtime_ns) if self._zip else (0, 0))
         if self._ident is not None and ident != self._ident:
             self._close()  # replaced (compaction, a new run) or a ZIP file saved again
-        elif self._fh is not None and (
-            st.st_size < self._fh.tell() or os.pread(self._fh.fileno(), _HEAD, 0) != self._head
-        ):
+        elif self._fh is not None and (st.st_size < self._fh.tell() or self._rewritten()):
             self._close()  # truncated or rewritten in place: read it from the start
         if self._ident is None:
             return self._open(st)
@@ -152,11 +150,22 @@ class FollowedRun(Run):
             runlog.apply(self, kind, payload)
         return bool(records)
 
+    def _rewritten(self) -> bool:
+        """Whether the first bytes of the open file changed (a writer that rewrote it in place)."""
+        offset = self._fh.tell()
+        self._fh.seek(0)
+        head = self._fh.read(len(self._head))
+        self._fh.seek(offset)
+        return head != self._head
+
     def _open(self, st: os.stat_result) -> bool:
         """(Re)read the whole file into a fresh state and reconcile the run with it."""
-        fh = open(self.path, "rb")  # noqa: SIM115 - kept open between polls
+        # Kept open between polls, unbuffered: a buffer would answer the re-read of the
+        # file's start (_rewritten) from stale bytes.
+        fh = open(self.path, "rb", buffering=0)  # noqa: SIM115
         head = fh.read(len(runlog.HEADER))
-        self._head = head + os.pread(fh.fileno(), _HEAD - len(head), len(head))
+        self._head = head + fh.read(_HEAD - len(head))
+        fh.seek(len(head))
         if len(head) < len(runlog.HEADER):
             fh.close()
             return False  # being created: try again at the next poll

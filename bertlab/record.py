@@ -44,8 +44,8 @@ from bertlab.runfile import write_atomic
 COMPACT_FACTOR = 2.0
 #: ... plus this many bytes (so small runs are not rewritten over and over).
 COMPACT_MIN_BYTES = 1 << 20
-#: Seconds without anything to write after which the writer appends a heartbeat record, so a
-#: follower can tell a long validation from a writer that stopped (``bertlab.follow``).
+#: Seconds without anything to write after which the writer appends a heartbeat record while a
+#: training runs, so a follower can tell a long validation from a writer that stopped.
 HEARTBEAT_S = 5.0
 
 
@@ -97,6 +97,7 @@ class Recorder:
         self._done = 0  # ... and done
         self._dirty = True  # steps arrived since the last write
         self._ends = 0  # training sessions ended (Run.end), each written as a D record
+        self._training = False  # between "begin" (or a step) and "end": heartbeats are due
         self._last_append = time.monotonic()
         self._closing = False
         self._warned = False
@@ -110,11 +111,13 @@ class Recorder:
     # ------------------------------------------------------------------ training thread
     def _on_event(self, kind: str, payload: Any) -> None:
         if kind == "steps":
-            self._dirty = True  # the writer picks the rows up within every_s
+            self._dirty = self._training = True  # the writer picks the rows up within every_s
         elif kind == "end":
             self._ends += 1
+            self._training = False
             self._ask()
         elif kind in ("epoch", "begin"):
+            self._training = True
             self._ask()
 
     def _ask(self) -> int:
@@ -158,7 +161,7 @@ class Recorder:
                 if self._done >= self._asked and not self._closing:
                     self._cond.wait(min(self.every_s, HEARTBEAT_S))
                 target, closing = self._asked, self._closing
-            beat = time.monotonic() - self._last_append >= HEARTBEAT_S
+            beat = self._training and time.monotonic() - self._last_append >= HEARTBEAT_S
             if self._done < target or self._dirty or closing or beat:
                 self._write(sync=self._done < target or closing)
             with self._cond:
@@ -182,7 +185,7 @@ class Recorder:
                 elif delta[0]:
                     self._append(delta[0])
                     self._marks = delta[1]
-                elif time.monotonic() - self._last_append >= HEARTBEAT_S:
+                elif self._training and time.monotonic() - self._last_append >= HEARTBEAT_S:
                     beat = runlog.json_record(runlog.HEARTBEAT, {"time": time.time()}, "beat")
                     self._append(beat)
                 limit = COMPACT_FACTOR * self._snapshot_bytes + COMPACT_MIN_BYTES
@@ -282,12 +285,13 @@ class Recorder:
         if ends:  # the snapshot is of a run whose (last) session had ended: say so
             snap += runlog.json_record(runlog.DONE, {"steps": cursor}, "done")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        start = runlog.HEADER + runlog.identity_record() + snap
         if self.path.is_file() or not self.path.exists():
-            write_atomic(self.path, runlog.HEADER + snap)
+            write_atomic(self.path, start)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         else:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_TRUNC)
-            self._append(runlog.HEADER + snap)
+            self._append(start)
         self._marks = (store, cursor, len(epochs), meta_text, findings_text, ends)
         self._snapshot_bytes, self._log_bytes = len(snap), 0
 

@@ -15,6 +15,9 @@ Layout (format ``bertlab-log``, version 1)
   ``zlib.crc32`` of the kind byte followed by the payload, kind; then the ``n`` payload bytes.
   Kinds:
 
+  ``I`` identity
+      JSON ``{"id": hex, "created": float}``: a random id, the first record of every file the
+      recorder writes, so a reader can tell a file rewritten in place from the one it read.
   ``S`` snapshot
       The whole run as the bytes of a ``Run.save`` ZIP file (`bertlab.runfile`); replaces
       everything read so far. When its ``meta`` has no ``layout`` the run has no steps yet.
@@ -50,6 +53,8 @@ from __future__ import annotations
 
 import json
 import struct
+import time
+import uuid
 import zlib
 from typing import Any, BinaryIO
 
@@ -63,7 +68,9 @@ VERSION = 1
 HEADER = MAGIC + bytes([VERSION])
 #: Longest payload a reader accepts; a longer claim is treated as a damaged tail.
 MAX_RECORD_BYTES = 1 << 28
-SNAPSHOT, META, STORE, ROWS, EPOCH, FINDINGS, DONE, HEARTBEAT = (ord(c) for c in "SMTREFDH")
+SNAPSHOT, META, STORE, ROWS, EPOCH, FINDINGS, DONE, HEARTBEAT, IDENTITY = (
+    ord(c) for c in "SMTREFDHI"
+)
 _HEAD = struct.Struct("<IIB")
 _ROWS = struct.Struct("<qI")
 
@@ -84,6 +91,11 @@ def rows_record(start: int, rows: np.ndarray) -> bytes:
     """Rows ``start .. start + len(rows) - 1`` of the step store."""
     rows = np.ascontiguousarray(rows, dtype="<f8")
     return record(ROWS, _ROWS.pack(int(start), rows.shape[1]) + rows.tobytes())
+
+
+def identity_record() -> bytes:
+    """The first record of a new file: a random id (see the ``I`` kind)."""
+    return json_record(IDENTITY, {"id": uuid.uuid4().hex, "created": time.time()}, "identity")
 
 
 def store_record(store: RunStore) -> bytes:

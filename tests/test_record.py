@@ -158,8 +158,11 @@ def test_full_record_equals_the_live_run(tmp_path, log_bytes):
     assert run.findings == live.findings
     assert [r["loss"] for r in run.epoch_records] == [r["loss"] for r in live.epoch_records]
     assert run.meta["model"] == json.loads(json.dumps(live.meta["model"]))  # tuples: lists
-    kinds = {kind for kind, _ in runlog.split(data, len(runlog.HEADER))[0]}
-    assert set(b"SMTREFD") <= kinds  # every record kind was written (H: when idle)
+    records = runlog.split(data, len(runlog.HEADER))[0]
+    assert set(b"ISMTREFD") <= {kind for kind, _ in records}  # every kind (H: when idle)
+    assert [kind for kind, _ in records[:2]] == [runlog.IDENTITY, runlog.SNAPSHOT]
+    other = runlog.identity_record()  # a file rewritten in place starts differently
+    assert other[:9] != data[16:25] and len(json.loads(other[9:])["id"]) == 32
 
 
 def test_every_truncation_loads_the_prefix(tmp_path, log_bytes):
