@@ -105,12 +105,14 @@ class Diagnoser:
                 if not rule.sticky:
                     self._withdraw(rule.code)
                 continue
-            finding, is_new = self._raise(rule, evidence)
+            finding, is_new = self._raise(rule, evidence, ctx.facts.framework)
             if is_new:
                 new.append(finding)
         return new
 
-    def _raise(self, rule: Rule, ev: Evidence) -> tuple[Finding, bool]:
+    def _raise(self, rule: Rule, ev: Evidence, framework: str | None) -> tuple[Finding, bool]:
+        # The fix (and a Keras-only explanation) speaks the user's framework; an override in
+        # the evidence still wins, as it was written for this very run.
         existing = self.live.get(rule.code)
         if existing is not None:
             existing.evidence = ev.text
@@ -128,8 +130,8 @@ class Diagnoser:
             severity=ev.severity or rule.severity,
             title=ev.title or rule.title,
             evidence=ev.text,
-            explanation=ev.explanation or rule.explanation,
-            fix=ev.fix or rule.fix,
+            explanation=ev.explanation or rule.explanation_for(framework),
+            fix=ev.fix or rule.fix_for(framework),
             steps=ev.steps,
             panel=rule.panel,
             extra=dict(ev.extra),

@@ -8,7 +8,7 @@ constants at the top of each rule file with a comment saying where they come fro
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,7 +98,13 @@ class Rule:
     Attributes
     ----------
     code, severity, title, explanation, fix, panel
-        Defaults of the finding (a rule's ``Evidence`` may override severity/title/fix).
+        Defaults of the finding (a rule's ``Evidence`` may override severity/title/fix). ``fix``
+        (and ``explanation``) are written for Keras, where the rules began.
+    fixes, explanations
+        The fix (explanation) for another framework, by ``ModelFacts.framework`` (``"torch"``):
+        a PyTorch or Hugging Face user must be shown code they can paste, not Keras code. A
+        framework without an entry gets ``fix`` (``explanation``); only explanations that are
+        factually Keras-only need an entry.
     phase
         ``"preflight"`` (model facts and data, before/at the first steps), ``"live"`` (recorded
         steps) or ``"epoch"`` (per-epoch records).
@@ -125,6 +131,16 @@ class Rule:
     rank: int = 50
     causes: tuple[str, ...] = ()
     sticky: bool = False
+    fixes: Mapping[str, str] = field(default_factory=dict, hash=False)
+    explanations: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    def fix_for(self, framework: str | None) -> str:
+        """The fix written for this framework (``fix``, the Keras one, when there is none)."""
+        return self.fixes.get(framework or "keras", self.fix)
+
+    def explanation_for(self, framework: str | None) -> str:
+        """The explanation for this framework (``explanation`` when there is none)."""
+        return self.explanations.get(framework or "keras", self.explanation)
 
     def __post_init__(self) -> None:
         if self.phase not in PHASES:
