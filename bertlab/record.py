@@ -85,6 +85,8 @@ class Recorder:
     """
 
     def __init__(self, run: Run, path: str | os.PathLike, every_s: float = 2.0) -> None:
+        if not every_s > 0:
+            raise ValueError(f"every_s must be > 0 seconds, got {every_s!r}")
         self.run = run
         self.path = Path(path)
         self.every_s = float(every_s)

@@ -390,6 +390,9 @@ def test_watch_contract_signature():
     assert list(parameters) == ["run", "path", "every_s"]
     assert parameters["every_s"].default == 2.0
     assert "timeout" in inspect.signature(Recorder.flush).parameters
+    with pytest.raises(ValueError, match="every_s"):
+        Recorder(bertlab.Run(), "never-written.bertlab", every_s=0)
+    assert not Path("never-written.bertlab").exists()
 
 
 def test_close_writes_what_is_left_and_stops_the_thread(tmp_path):

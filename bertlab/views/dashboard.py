@@ -197,9 +197,10 @@ class Dashboard(anywidget.AnyWidget):
         """The run was replaced: the front end gets its meta and a snapshot that replaces the
         rows it holds, then the whole state (epochs, findings, status)."""
         self._last_send = time.perf_counter()
-        self.send({"type": "meta", "meta": protocol.meta(self.run)})
-        rows, buffer, cursor = protocol.snapshot(self.run)
-        self.send({"type": "snapshot", "rows": rows, "cursor": cursor}, [buffer])
+        self.send({"type": "meta", "meta": protocol.meta(self.run)})  # {}: no rows yet
+        if self.run.store is not None:  # replaces the rows held and resets the cursor
+            rows, buffer, cursor = protocol.snapshot(self.run)
+            self.send({"type": "snapshot", "rows": rows, "cursor": cursor}, [buffer])
         self.sync_state()
         self._send_status()
 
