@@ -30,6 +30,9 @@ class ModelFacts:
         for a user function, its ``__name__``.
     from_logits, label_smoothing
         The loss's settings, where it has them.
+    loss_display
+        The loss as the user wrote it, where that is not the Keras name (``"nn.BCELoss()"``,
+        ``"F.cross_entropy"``): evidence names what the user can find in their code.
     output_activation
         Activation applied by the model's last op (``"softmax"``, ``"sigmoid"``, ``"linear"``...).
     softmax_layers
@@ -71,6 +74,7 @@ class ModelFacts:
     loss: str | None = None
     from_logits: bool | None = None
     label_smoothing: float | None = None
+    loss_display: str | None = None
     output_activation: str | None = None
     softmax_layers: int = 0
     n_outputs: int | None = None

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from bertlab.facts import ModelFacts
 
@@ -113,6 +114,14 @@ def model_facts(model: Any, optimizer: Any = None, loss_fn: Any = None) -> Model
         facts.output_activation = "linear"  # *ForSequenceClassification returns logits
     else:
         facts.loss, facts.from_logits, facts.label_smoothing, _ = describe_loss(loss_fn)
+        # As written in the user's code (nn.BCELoss(), F.cross_entropy), for the evidence.
+        if isinstance(loss_fn, nn.Module):
+            cls = type(loss_fn)
+            prefix = "nn." if cls.__module__.startswith("torch.nn") else ""
+            facts.loss_display = f"{prefix}{cls.__name__}()"
+        elif loss_fn is not None:
+            prefix = "F." if (getattr(loss_fn, "__module__", None) or "") == F.__name__ else ""
+            facts.loss_display = prefix + getattr(loss_fn, "__name__", type(loss_fn).__name__)
         facts.output_activation = output_activation(model)
     facts.softmax_layers = int(facts.output_activation == "softmax")
     opt = unwrap_optimizer(optimizer)
