@@ -288,6 +288,30 @@ def test_cli_follow_prints_steps_loss_and_findings(tmp_path):
     assert "keras" not in out.stderr.lower()
 
 
+def test_cli_follow_waits_for_the_file_and_ends_on_ctrl_c(tmp_path):
+    path = tmp_path / "not-yet.bertlab"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bertlab", "follow", str(path), "--interval", "0.1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert proc.stdout.readline().startswith(f"bertlab: following {path}")
+        assert proc.stdout.readline().strip() == "[waiting] step 0 findings 0"
+        record(path)  # the file appears, complete
+        lines = []
+        while not any(line.startswith("[done] step 32") for line in lines):
+            lines.append(proc.stdout.readline())
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and "Traceback" not in err
+
+
 def test_magic_open_follow(tmp_path, monkeypatch):
     from IPython.core.interactiveshell import InteractiveShell
 
