@@ -79,4 +79,13 @@ RULE = Rule(
         "fine-tuning a pretrained encoder; higher for a model trained from scratch), that the "
         "labels match the inputs (shuffle x and y together), and that the encoder is trainable."
     ),
+    fixes={
+        "torch": (
+            "Fix any listed cause first. Otherwise check the learning rate (2e-5 to 5e-5 for "
+            "fine-tuning a pretrained encoder; higher for a model trained from scratch), that "
+            "the labels match the inputs (shuffle ids and labels together, e.g. one Dataset of "
+            "both), that the encoder's parameters have requires_grad=True and are in the "
+            "optimizer, and that optimizer.step() runs after loss.backward()."
+        ),
+    },
 )

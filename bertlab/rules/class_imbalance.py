@@ -133,4 +133,21 @@ RULE = Rule(
         "multi-label, pass per-row `sample_weight` or use "
         "`keras.losses.BinaryFocalCrossentropy(apply_class_balancing=True)`."
     ),
+    fixes={
+        "torch": (
+            "Weight the loss by inverse class frequency:\n"
+            "  counts = torch.bincount(y_train); w = len(y_train) / (len(counts) * "
+            "counts.float())\n"
+            "  loss_fn = nn.CrossEntropyLoss(weight=w)\n"
+            "  # binary / multi-label: nn.BCEWithLogitsLoss(pos_weight=negatives / positives), "
+            "per label\n"
+            "or resample the training set to balance the batches:\n"
+            "  sampler = WeightedRandomSampler(w[y_train], num_samples=len(y_train))\n"
+            "  loader = DataLoader(train_set, batch_size=32, sampler=sampler)  # no "
+            "shuffle=True with a sampler\n"
+            "and track macro-F1/recall instead of accuracy (`sklearn.metrics.f1_score(y, pred, "
+            "average='macro')`). With the Hugging Face Trainer, pass the weighted loss as "
+            "`Trainer(..., compute_loss_func=...)` or override `compute_loss`."
+        ),
+    },
 )

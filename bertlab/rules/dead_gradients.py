@@ -95,4 +95,14 @@ RULE = Rule(
         "learning rate and use `activation='gelu'` or `keras.layers.LeakyReLU()`, with "
         "`kernel_initializer='he_normal'`."
     ),
+    fixes={
+        "torch": (
+            "If the layers should learn, connect their output to what the loss sees (use it in "
+            "forward()). If they are meant to be unused, remove them or freeze them: `for p in "
+            "layer.parameters(): p.requires_grad_(False)` (DistributedDataParallel also needs "
+            "find_unused_parameters=True for unused ones). For dead ReLUs lower the learning "
+            "rate and use `nn.GELU()` or `nn.LeakyReLU()`, with "
+            "`nn.init.kaiming_normal_(linear.weight)`."
+        ),
+    },
 )

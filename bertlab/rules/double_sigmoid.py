@@ -112,4 +112,24 @@ RULE = Rule(
         "  loss = keras.losses.BinaryCrossentropy(from_logits=True)\n"
         "or keep the sigmoid and set from_logits=False (then metrics' threshold 0.5 is right)."
     ),
+    fixes={
+        "torch": (
+            "Pick one: return logits and keep nn.BCEWithLogitsLoss (recommended, more stable):\n"
+            "  self.head = nn.Linear(hidden, 1)  # no nn.Sigmoid() / torch.sigmoid in forward()\n"
+            "  loss_fn = nn.BCEWithLogitsLoss()\n"
+            "  probs = torch.sigmoid(logits)  # only where you need probabilities, outside the "
+            "loss\n"
+            "or keep the sigmoid and use nn.BCELoss() (then a 0.5 threshold on the outputs is "
+            "right)."
+        ),
+    },
+    explanations={
+        "torch": (
+            "nn.BCEWithLogitsLoss applies sigmoid itself. If the model already ends in a "
+            "sigmoid, the loss sees sigmoid(p) with p in (0, 1), which lies in (0.50, 0.73): "
+            "the loss can never drop below 0.31 for a positive or 0.69 for a negative example, "
+            "its gradients are several times smaller, and training is slow or stalls on one "
+            "class."
+        ),
+    },
 )

@@ -51,4 +51,21 @@ RULE = Rule(
         "  loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)\n"
         "or keep the softmax and set from_logits=False."
     ),
+    fixes={
+        "torch": (
+            "Return logits and let nn.CrossEntropyLoss apply the (log-)softmax itself:\n"
+            "  self.head = nn.Linear(hidden, K)  # no nn.Softmax() / .softmax() in forward()\n"
+            "  loss_fn = nn.CrossEntropyLoss()\n"
+            "  probs = logits.softmax(-1)  # only for predictions, outside the loss\n"
+            "or, if the model must output probabilities, end it in nn.LogSoftmax(-1) and use "
+            "nn.NLLLoss()."
+        ),
+    },
+    explanations={
+        "torch": (
+            "nn.CrossEntropyLoss applies log-softmax to its input itself. If the model already "
+            "ends in a softmax, the loss sees softmax(softmax(z)): all classes get nearly "
+            "equal probability, the gradients shrink, and the loss stalls near ln K."
+        ),
+    },
 )

@@ -133,4 +133,16 @@ RULE = Rule(
         "  keras.optimizers.Adam(learning_rate=2e-5, clipnorm=1.0)\n"
         "For a single spike, look at that batch's inputs and labels (outliers, wrong scale)."
     ),
+    fixes={
+        "torch": (
+            "Clip the gradient norm and lower the learning rate:\n"
+            "  loss.backward()\n"
+            "  torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)\n"
+            "  optimizer.step()\n"
+            "  # optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5)\n"
+            "Hugging Face Trainer: TrainingArguments(max_grad_norm=1.0, learning_rate=2e-5) "
+            "(1.0 is the default: check it is not 0 or None).\n"
+            "For a single spike, look at that batch's inputs and labels (outliers, wrong scale)."
+        ),
+    },
 )

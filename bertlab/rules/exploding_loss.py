@@ -86,4 +86,16 @@ RULE = Rule(
         "  keras.optimizers.SGD(learning_rate=0.01, momentum=0.9, clipnorm=1.0)\n"
         "A warm-up (keras.optimizers.schedules with a rising start) helps for transformers."
     ),
+    fixes={
+        "torch": (
+            "Lower the learning rate 10-100x and clip the gradient norm:\n"
+            "  optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5)  # fine-tuning\n"
+            "  torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # between backward() "
+            "and step()\n"
+            "A warm-up helps for transformers: "
+            "transformers.get_linear_schedule_with_warmup(optimizer, num_warmup_steps, "
+            "num_training_steps). Hugging Face Trainer: TrainingArguments(learning_rate=2e-5, "
+            "warmup_steps=0.1, max_grad_norm=1.0)."
+        ),
+    },
 )

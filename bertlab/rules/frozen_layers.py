@@ -71,4 +71,15 @@ RULE = Rule(
         "If the freeze is intended, train the head first with a higher learning rate, or "
         "unfreeze the top encoder layers only."
     ),
+    fixes={
+        "torch": (
+            "Unfreeze the encoder and fine-tune it with a small learning rate, with an "
+            "optimizer that holds its parameters (build it after unfreezing):\n"
+            "  for p in model.base_model.parameters():  # or the layers you froze\n"
+            "      p.requires_grad_(True)\n"
+            "  optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5)\n"
+            "If the freeze is intended, train the head first with a higher learning rate, or "
+            "unfreeze the top encoder layers only (e.g. model.bert.encoder.layer[-2:])."
+        ),
+    },
 )

@@ -87,4 +87,15 @@ RULE = Rule(
         "[50, 90, 95])`. For texts longer than the model allows, keep head and tail tokens or "
         "split into chunks and pool the predictions."
     ),
+    fixes={
+        "torch": (
+            "Raise the sequence length (BERT-family encoders accept up to 512 tokens), e.g. "
+            "`tokenizer(texts, truncation=True, max_length=256)`; check the length "
+            "distribution first: `np.percentile([len(ids) for ids in "
+            "tokenizer(texts)['input_ids']], [50, 90, 95])`. For texts longer than the model "
+            "allows, keep head and tail tokens or split into chunks (`tokenizer(..., "
+            "max_length=512, truncation=True, return_overflowing_tokens=True, stride=64)`) and "
+            "pool the predictions."
+        ),
+    },
 )

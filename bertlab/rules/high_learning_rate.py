@@ -68,4 +68,16 @@ RULE = Rule(
         "Use a fine-tuning learning rate, optionally with warm-up and decay:\n"
         "model.compile(optimizer=keras.optimizers.Adam(learning_rate=2e-5), ...)"
     ),
+    fixes={
+        "torch": (
+            "Use a fine-tuning learning rate with warm-up and decay:\n"
+            "  optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5, weight_decay=0.01)\n"
+            "  scheduler = transformers.get_linear_schedule_with_warmup(\n"
+            "      optimizer, num_warmup_steps=total_steps // 10, "
+            "num_training_steps=total_steps)\n"
+            "  # scheduler.step() after every optimizer.step()\n"
+            "Hugging Face Trainer: TrainingArguments(..., learning_rate=2e-5, "
+            "warmup_steps=0.1)  # a ratio; warmup_ratio=0.1 before transformers 5"
+        ),
+    },
 )

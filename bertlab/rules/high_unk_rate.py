@@ -57,4 +57,13 @@ RULE = Rule(
         "`unk = tokenizer.token_to_id(tokenizer.oov_token)`, then "
         "`[t for t in texts if unk in np.asarray(tokenizer(t))]`."
     ),
+    fixes={
+        "torch": (
+            "Use the tokenizer that belongs to the checkpoint with its own settings: "
+            "`AutoTokenizer.from_pretrained(name)` with the model's name (uncased checkpoints "
+            "lowercase and strip accents for you); pick a multilingual checkpoint for "
+            "non-English text. List the texts that lose words: `[t for t in texts if "
+            "tokenizer.unk_token_id in tokenizer(t)['input_ids']]`."
+        ),
+    },
 )

@@ -115,4 +115,25 @@ RULE = Rule(
         "Map label strings with `StringLookup(vocabulary=classes, num_oov_indices=0)` "
         "(ids 0..K-1), not TextVectorization."
     ),
+    fixes={
+        "torch": (
+            "Give the loss the targets it reads:\n"
+            "  nn.CrossEntropyLoss(): class ids of shape (N,), dtype torch.long (from one-hot "
+            "rows: onehot.argmax(-1)), or float rows of class probabilities as wide as the "
+            "output\n"
+            "  nn.BCEWithLogitsLoss(): float 0/1 targets of the output's shape: (N, K) "
+            "multi-label rows, or y.float().unsqueeze(1) for one output\n"
+            "One-hot rows from ids: `F.one_hot(ids, K).float()`. Hugging Face: integer labels "
+            "for 'single_label_classification', float rows for 'multi_label_classification'."
+        ),
+    },
+    explanations={
+        "torch": (
+            "nn.CrossEntropyLoss takes one integer class id per row, or float rows of class "
+            "probabilities as wide as the output; nn.BCEWithLogitsLoss and nn.BCELoss take "
+            "float 0/1 targets of exactly the output's shape. PyTorch stops with a shape or "
+            "dtype error for most mismatches, but integer one-hot rows, or ids read as "
+            "probabilities, can train on nonsense without one."
+        ),
+    },
 )

@@ -78,4 +78,23 @@ RULE = Rule(
         "or use `keras.layers.StringLookup(num_oov_indices=0, vocabulary=classes)`; or make the "
         "output layer as wide as the number of classes: `Dense(len(classes))`."
     ),
+    fixes={
+        "torch": (
+            "Map labels to 0..K-1, e.g. `classes, y = np.unique(labels, return_inverse=True)` "
+            "(or `label2id = {c: i for i, c in enumerate(classes)}`); or make the output layer "
+            "as wide as the number of classes: `nn.Linear(hidden, len(classes))` (Hugging "
+            "Face: `from_pretrained(name, num_labels=len(classes), id2label=..., "
+            "label2id=...)`). On a GPU, run with CUDA_LAUNCH_BLOCKING=1 to see the error where "
+            "it happens."
+        ),
+    },
+    explanations={
+        "torch": (
+            "A cross-entropy with K outputs accepts integer labels 0..K-1. A label of K or "
+            "more has no output unit: on CPU PyTorch stops with 'IndexError: Target K is out "
+            "of bounds', on CUDA a device-side assert fires, often reported at a later op. "
+            "Typical causes: class ids that start at 1, or label ids made by a vocabulary that "
+            "reserves ids for padding and unknown values."
+        ),
+    },
 )

@@ -85,4 +85,24 @@ RULE = Rule(
         "or end the model in the activation: `Dense(K, activation='softmax')` "
         "(`Dense(1, activation='sigmoid')` for binary)."
     ),
+    fixes={
+        "torch": (
+            "Give the loss logits (recommended, numerically stable):\n"
+            "  loss_fn = nn.BCEWithLogitsLoss()  # instead of nn.BCELoss(): it applies the "
+            "sigmoid itself\n"
+            "  # nn.CrossEntropyLoss() for one class per row (it applies log-softmax itself)\n"
+            "or end forward() in the activation and keep nn.BCELoss(): `return "
+            "torch.sigmoid(self.head(h))`."
+        ),
+    },
+    explanations={
+        "torch": (
+            "nn.BCELoss (and F.binary_cross_entropy) take the outputs as probabilities. Scores "
+            "of a layer without a sigmoid are any real numbers: PyTorch stops with 'all "
+            "elements of input should be between 0 and 1' on CPU (a device-side assert on "
+            "CUDA) as soon as one leaves [0, 1], and scores that happen to lie inside are "
+            "trained as probabilities through a log clamped at -100, which a linear layer does "
+            "not keep them in."
+        ),
+    },
 )

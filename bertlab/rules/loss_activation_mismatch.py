@@ -157,4 +157,19 @@ RULE = Rule(
         "  one yes/no: Dense(1) + BinaryCrossentropy(from_logits=True)\n"
         "Use MSE/MAE only for real-valued targets."
     ),
+    fixes={
+        "torch": (
+            "Match the head to the task (forward() returns logits, the loss applies the "
+            "activation):\n"
+            "  one class per row: nn.Linear(hidden, K) + nn.CrossEntropyLoss() on class ids "
+            "(torch.long)\n"
+            "  several labels per row: nn.Linear(hidden, K) + nn.BCEWithLogitsLoss() on float "
+            "0/1 rows\n"
+            "  one yes/no: nn.Linear(hidden, 1) + nn.BCEWithLogitsLoss() on float labels of "
+            "shape (N, 1)\n"
+            "Hugging Face: from_pretrained(name, num_labels=K, "
+            "problem_type='single_label_classification' or 'multi_label_classification'). Use "
+            "nn.MSELoss/nn.L1Loss only for real-valued targets."
+        ),
+    },
 )

@@ -58,4 +58,15 @@ RULE = Rule(
         "or let Keras carry it: `keras_hub.layers.TokenAndPositionEmbedding(..., "
         "mask_zero=True)` (or `keras.layers.Embedding(..., mask_zero=True)`)."
     ),
+    fixes={
+        "torch": (
+            "Pass the tokenizer's attention mask with the ids:\n"
+            "  enc = tokenizer(texts, padding=True, truncation=True, return_tensors='pt')\n"
+            "  out = model(input_ids=enc['input_ids'], attention_mask=enc['attention_mask'])  "
+            "# or model(**enc)\n"
+            "For a custom encoder, hand it the padding mask, e.g. "
+            "`nn.TransformerEncoder(...)(h, src_key_padding_mask=(ids == pad_id))`, and "
+            "average only real tokens when pooling."
+        ),
+    },
 )

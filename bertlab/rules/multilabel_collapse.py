@@ -112,4 +112,13 @@ RULE = Rule(
         "or weight positives per label (pos_weight = negatives / positives) in a custom loss, and "
         "tune each label's decision threshold on validation data instead of using 0.5."
     ),
+    fixes={
+        "torch": (
+            "Give the rare positives more weight and judge with per-label metrics:\n"
+            "  pos = y_train.sum(0); pos_weight = (len(y_train) - pos) / pos.clamp(min=1)\n"
+            "  loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)  # one weight per label\n"
+            "  # per-label AUC: sklearn.metrics.roc_auc_score(y_val, probs, average=None)\n"
+            "and tune each label's decision threshold on validation data instead of using 0.5."
+        ),
+    },
 )

@@ -68,4 +68,16 @@ RULE = Rule(
         "              metrics=[keras.metrics.BinaryAccuracy(threshold=0.0),\n"
         "                       keras.metrics.AUC(multi_label=True, from_logits=True)])"
     ),
+    fixes={
+        "torch": (
+            "One independent sigmoid per label: return logits and use a binary cross-entropy "
+            "on float rows:\n"
+            "  self.head = nn.Linear(hidden, num_labels)  # logits, no softmax\n"
+            "  loss_fn = nn.BCEWithLogitsLoss()\n"
+            "  loss = loss_fn(logits, labels.float())\n"
+            "  predicted = torch.sigmoid(logits) > 0.5  # per label\n"
+            "Hugging Face: AutoModelForSequenceClassification.from_pretrained(name, "
+            "num_labels=num_labels, problem_type='multi_label_classification') with float labels."
+        ),
+    },
 )

@@ -58,4 +58,12 @@ RULE = Rule(
         "gaps, e.g. `np.nan_to_num(features, nan=0.0)` or `df.fillna(df.median())`; when "
         "normalising, guard divisions: `(x - mean) / (std + 1e-8)`."
     ),
+    fixes={
+        "torch": (
+            "Find and repair the rows before training: `bad = "
+            "~torch.isfinite(features).all(dim=1)`; drop them (`features[~bad]`) or fill the "
+            "gaps, e.g. `torch.nan_to_num(features, nan=0.0)` or `df.fillna(df.median())`; "
+            "when normalising, guard divisions: `(x - mean) / (std + 1e-8)`."
+        ),
+    },
 )

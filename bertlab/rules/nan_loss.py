@@ -72,4 +72,15 @@ RULE = Rule(
         "`np.isfinite(x).all()`. If gradients exploded, lower the learning rate or clip: "
         "`keras.optimizers.Adam(2e-5, clipnorm=1.0)`."
     ),
+    fixes={
+        "torch": (
+            "Look at the first non-finite quantity named above. Check labels: "
+            "`torch.unique(y)` must be 0..K-1 for nn.CrossEntropyLoss. Check inputs: "
+            "`torch.isfinite(x).all()`. If gradients exploded, lower the learning rate or "
+            "clip: `torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)` before "
+            "`optimizer.step()`, with `torch.optim.AdamW(model.parameters(), lr=2e-5)`. Under "
+            "fp16 autocast, scale the loss with `torch.amp.GradScaler()` (the Trainer does "
+            "with fp16=True) or use bf16."
+        ),
+    },
 )

@@ -121,4 +121,19 @@ RULE = Rule(
         "  keras.optimizers.Adam(2e-5, clipnorm=1.0)  # fine-tuning a pretrained encoder\n"
         "With SGD, lower the learning rate or the momentum (0.9 -> 0.5)."
     ),
+    fixes={
+        "torch": (
+            "Lower the learning rate (3-10x), or add warm-up and decay:\n"
+            "  optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5)  # fine-tuning a "
+            "pretrained encoder\n"
+            "  scheduler = transformers.get_cosine_schedule_with_warmup(\n"
+            "      optimizer, num_warmup_steps=total_steps // 10, "
+            "num_training_steps=total_steps)\n"
+            "  torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # before "
+            "optimizer.step()\n"
+            "Hugging Face Trainer: TrainingArguments(learning_rate=2e-5, warmup_steps=0.1, "
+            "lr_scheduler_type='cosine'). With SGD, lower the learning rate or the momentum "
+            "(0.9 -> 0.5)."
+        ),
+    },
 )

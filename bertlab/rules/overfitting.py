@@ -106,4 +106,19 @@ RULE = Rule(
         "Fine-tunes need 2-4 epochs; also add dropout or weight decay "
         "(keras.optimizers.AdamW(2e-5, weight_decay=0.01)) or collect more data."
     ),
+    fixes={
+        "torch": (
+            "Stop at the best validation epoch and keep its weights: in a plain loop, save "
+            "`best = copy.deepcopy(model.state_dict())` whenever the validation loss improves, "
+            "stop after 2 epochs without improvement, then `model.load_state_dict(best)`. With "
+            "the Hugging Face Trainer:\n"
+            "  args = TrainingArguments(..., eval_strategy='epoch', save_strategy='epoch',\n"
+            "                           load_best_model_at_end=True, "
+            "metric_for_best_model='eval_loss')\n"
+            "  Trainer(..., callbacks=[EarlyStoppingCallback(early_stopping_patience=2)])\n"
+            "Fine-tunes need 2-4 epochs; also add dropout or weight decay "
+            "(torch.optim.AdamW(model.parameters(), lr=2e-5, weight_decay=0.01)) or collect "
+            "more data."
+        ),
+    },
 )

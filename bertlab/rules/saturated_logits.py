@@ -108,4 +108,27 @@ RULE = Rule(
         "  loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1)\n"
         "  optimizer = keras.optimizers.Adam(2e-5, clipnorm=1.0)"
     ),
+    fixes={
+        "torch": (
+            "Lower the learning rate, return logits and let the loss apply the squashing (more "
+            "stable), and keep logits small with label smoothing:\n"
+            "  self.head = nn.Linear(hidden, K)  # no softmax/sigmoid in forward()\n"
+            "  loss_fn = nn.CrossEntropyLoss(label_smoothing=0.1)\n"
+            "  optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5)\n"
+            "  torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # before "
+            "optimizer.step()\n"
+            "Hugging Face Trainer: TrainingArguments(label_smoothing_factor=0.1, "
+            "learning_rate=2e-5)."
+        ),
+    },
+    explanations={
+        "torch": (
+            "The output probabilities sit at 0 or 1, yet the loss is high: the model is "
+            "certain and often wrong. A saturated softmax or sigmoid has a near-zero slope, so "
+            "a confidently wrong example costs many nats (nn.BCELoss clamps its log at -100) "
+            "but passes little or no gradient back through the activation: the loss stays "
+            "stuck high. Too large updates (learning rate) that blow the logits up are the "
+            "usual cause."
+        ),
+    },
 )

@@ -116,4 +116,13 @@ RULE = Rule(
         "(`Dense(K)`, no activation) with "
         "`SparseCategoricalCrossentropy(from_logits=True)`; shuffle the training data."
     ),
+    fixes={
+        "torch": (
+            "If a cause is listed, fix that first. For a pretrained encoder use a fine-tuning "
+            "learning rate: `torch.optim.AdamW(model.parameters(), lr=2e-5)` (Trainer: "
+            "`TrainingArguments(learning_rate=2e-5)`); return raw logits (`nn.Linear(hidden, "
+            "K)`, no softmax) with `nn.CrossEntropyLoss()`; shuffle the training data "
+            "(`DataLoader(train_set, shuffle=True)`)."
+        ),
+    },
 )

@@ -115,4 +115,26 @@ RULE = Rule(
         "or `idx = np.random.permutation(len(y)); x, y = x[idx], y[idx]` before "
         "`fit(..., validation_split=0.2)`."
     ),
+    fixes={
+        "torch": (
+            "Shuffle before splitting, or split with stratification:\n"
+            "  from sklearn.model_selection import train_test_split\n"
+            "  train_idx, val_idx = train_test_split(np.arange(len(y)), test_size=0.2, "
+            "stratify=y)\n"
+            "  train_set, val_set = Subset(dataset, train_idx), Subset(dataset, val_idx)\n"
+            "or with datasets: `ds.train_test_split(test_size=0.2, "
+            "stratify_by_column='label')` (a ClassLabel column). torch.utils.data.random_split "
+            "shuffles but does not stratify."
+        ),
+    },
+    explanations={
+        "torch": (
+            "The validation set should look like the training data. Taking the last fraction "
+            "of the data as validation set without shuffling first (dataset[:n_train] / "
+            "dataset[n_train:]) gives, on data sorted by label, a validation set of only the "
+            "last classes, which the model never trains on: validation loss rises and accuracy "
+            "stays near 0 whatever the model learns. A shifted split makes validation loss and "
+            "accuracy meaningless for early stopping and model selection."
+        ),
+    },
 )

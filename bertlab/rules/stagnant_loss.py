@@ -99,4 +99,15 @@ RULE = Rule(
         "unfreeze the encoder, use a larger model, or stop earlier with "
         "keras.callbacks.EarlyStopping(patience=2, restore_best_weights=True)."
     ),
+    fixes={
+        "torch": (
+            "Check the learning rate the optimizer actually uses (watch.history['lr']): a "
+            "schedule that decays too fast freezes training — give "
+            "get_linear_schedule_with_warmup the real num_training_steps (epochs * "
+            "len(train_loader)) and call scheduler.step() once per optimizer step. Fix any "
+            "listed cause. If training simply converged, more epochs will not help: unfreeze "
+            "the encoder (requires_grad_(True)), use a larger model, or stop earlier (Trainer: "
+            "EarlyStoppingCallback(early_stopping_patience=2))."
+        ),
+    },
 )

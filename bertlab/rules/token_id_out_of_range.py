@@ -93,4 +93,26 @@ RULE = Rule(
         "`input_dim`. For a model built from scratch, size the table to the tokenizer: "
         "`keras.layers.Embedding(input_dim=tokenizer.vocabulary_size(), ...)`."
     ),
+    fixes={
+        "torch": (
+            "Tokenize with the tokenizer that belongs to the checkpoint: "
+            "`AutoTokenizer.from_pretrained(name)` with the same name as "
+            "`AutoModelForSequenceClassification.from_pretrained(name, num_labels=K)`, and "
+            "check `len(tokenizer) <= model.get_input_embeddings().num_embeddings`; after "
+            "`tokenizer.add_tokens(...)` call `model.resize_token_embeddings(len(tokenizer))`. "
+            "For a model built from scratch, size the table to the tokenizer: "
+            "`nn.Embedding(len(tokenizer), dim, padding_idx=tokenizer.pad_token_id)`."
+        ),
+    },
+    explanations={
+        "torch": (
+            "An embedding layer is a table with one row per token id; an id at or above its "
+            "size (or below 0) has no row. On CPU PyTorch stops with 'IndexError: index out of "
+            "range in self'; on CUDA a device-side assert fires, often reported at a later, "
+            "unrelated op. The usual cause is a tokenizer that does not belong to the model: a "
+            "vocabulary from another checkpoint (e.g. a cased or multilingual vocabulary with "
+            "an English uncased model), tokens added without resizing the embeddings, or ids "
+            "produced by a different tokenizer."
+        ),
+    },
 )

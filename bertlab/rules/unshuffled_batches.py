@@ -97,4 +97,14 @@ RULE = Rule(
         "the data set: `ds.shuffle(len(x), reshuffle_each_iteration=True).batch(32)`. Shuffle "
         "once before splitting too: `idx = np.random.permutation(len(x)); x, y = x[idx], y[idx]`."
     ),
+    fixes={
+        "torch": (
+            "Shuffle the training data every epoch: `DataLoader(train_set, batch_size=32, "
+            "shuffle=True)` (the Hugging Face Trainer shuffles a map-style train_dataset "
+            "itself; shuffle an IterableDataset yourself, e.g. `ds.shuffle(seed=0, "
+            "buffer_size=10_000)`); a loop that slices tensors should draw `perm = "
+            "torch.randperm(len(y))` every epoch. Shuffle once before splitting too: `idx = "
+            "torch.randperm(len(y)); x, y = x[idx], y[idx]`."
+        ),
+    },
 )

@@ -120,4 +120,15 @@ RULE = Rule(
         "For deep stacks add residual connections; for a pretrained encoder, classify from its "
         "pooled output with a single Dense(K) head."
     ),
+    fixes={
+        "torch": (
+            "Use non-saturating activations with a matching initialisation and normalisation, "
+            "and keep extra layers on top of an encoder shallow:\n"
+            "  nn.Sequential(nn.Linear(hidden, 64), nn.GELU(), nn.LayerNorm(64))\n"
+            "  nn.init.kaiming_normal_(linear.weight, nonlinearity='relu')  # for ReLU layers\n"
+            "For deep stacks add residual connections; for a pretrained encoder, classify from "
+            "its pooled output with a single nn.Linear(hidden, K) head (as "
+            "*ForSequenceClassification does)."
+        ),
+    },
 )
