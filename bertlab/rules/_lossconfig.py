@@ -12,6 +12,7 @@ import re
 
 import numpy as np
 
+from bertlab.facts import ModelFacts
 from bertlab.rules._stats import pct
 from bertlab.rules.base import Context, Evidence
 
@@ -48,6 +49,42 @@ def loss_kind(loss: str | None) -> str | None:
     if loss in REGRESSION:
         return "regression"
     return None
+
+
+#: (Keras-style loss, from_logits) -> the torch loss the torch probe reads it from.
+_TORCH_LOSSES = {
+    ("binary_crossentropy", False): "nn.BCELoss()",
+    ("binary_crossentropy", True): "nn.BCEWithLogitsLoss()",
+    ("sparse_categorical_crossentropy", True): "nn.CrossEntropyLoss()",
+    ("categorical_crossentropy", True): "nn.CrossEntropyLoss() with probability targets",
+    ("mean_squared_error", None): "nn.MSELoss()",
+}
+#: Keras-style loss -> the Hugging Face ``config.problem_type`` whose built-in loss it is.
+_HF_PROBLEMS = {
+    "sparse_categorical_crossentropy": "single_label_classification",
+    "binary_crossentropy": "multi_label_classification",
+    "mean_squared_error": "regression",
+}
+
+
+def loss_text(facts: ModelFacts, settings: bool = True) -> str:
+    """The loss as the user wrote it, for evidence text.
+
+    Keras: the canonical name with ``(from_logits=...)`` (``settings``); PyTorch: the loss
+    module or function (``nn.BCEWithLogitsLoss()``), or a Hugging Face model's built-in loss
+    with the ``config.problem_type`` that picks it: a torch user has no ``from_logits`` to find.
+    """
+    if facts.framework != "torch":
+        return f"{facts.loss}(from_logits={facts.from_logits})" if settings else str(facts.loss)
+    if facts.loss_display:
+        return facts.loss_display
+    module = _TORCH_LOSSES.get((str(facts.loss), facts.from_logits))
+    if (facts.model_class or "").endswith("ForSequenceClassification"):
+        problem = _HF_PROBLEMS.get(str(facts.loss))
+        if problem is None:
+            return "the model's built-in loss"
+        return f"the model's built-in loss (config.problem_type={problem!r}: {module})"
+    return module or str(facts.loss)
 
 
 def n_outputs(ctx: Context) -> int | None:

@@ -8,6 +8,7 @@ from bertlab.rules._lossconfig import (
     evidence,
     finite,
     loss_kind,
+    loss_text,
     output_squash,
     tf_swaps_logits,
 )
@@ -40,7 +41,7 @@ def _runtime(ctx: Context) -> Evidence | None:
     made_by = f" (the output is made by a {op} op, so no backend skips the extra sigmoid)"
     return evidence(
         f"steps {steps[0]}–{steps[1]}: every output stayed inside [0, 1] (range "
-        f"{low.min():.2f}–{high.max():.2f}) although {ctx.facts.loss}(from_logits=True) reads "
+        f"{low.min():.2f}–{high.max():.2f}) although {loss_text(ctx.facts)} reads "
         "them as logits; the model very likely ends in a sigmoid (or softmax) followed by "
         "another op" + (made_by if op else ""),
         "error",
@@ -64,7 +65,7 @@ def check(ctx: Context) -> Evidence | None:
         return _runtime(ctx)
     if squash != "sigmoid":
         return None
-    text = f"the model's output applies sigmoid and the loss is {f.loss}(from_logits=True)"
+    text = f"the model's output applies sigmoid and the loss is {loss_text(f)}"
     if f.loss == "binary_focal_crossentropy":
         return evidence(
             text + "; BinaryFocalCrossentropy applies sigmoid itself before its cross-entropy, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bertlab.rules._lossconfig import loss_text
 from bertlab.rules.base import Context, Evidence, Rule
 
 _CROSS_ENTROPY = ("sparse_categorical_crossentropy", "categorical_crossentropy")
@@ -17,7 +18,7 @@ def check(ctx: Context) -> Evidence | None:
     output_op = ctx.meta.get("output_op")
     last_op_softmax = output_op == "Softmax" if output_op else softmax_out
     where = "the output layer applies softmax" if softmax_out else "the model has a Softmax layer"
-    text = f"{where} and the loss is {f.loss}(from_logits=True)"
+    text = f"{where} and the loss is {loss_text(f)}"
     if f.backend == "tensorflow" and last_op_softmax:
         return Evidence(
             text + "; on TensorFlow Keras silently feeds the pre-softmax logits to the loss "

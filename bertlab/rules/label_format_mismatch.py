@@ -8,6 +8,7 @@ from bertlab.rules._lossconfig import (
     id_offset_hint,
     label_width,
     loss_kind,
+    loss_text,
     n_outputs,
 )
 from bertlab.rules.base import Context, Evidence, Rule
@@ -62,7 +63,7 @@ def check(ctx: Context) -> Evidence | None:
     kind = loss_kind(f.loss)
     if kind not in ("sparse", "categorical", "binary") or f.n_model_outputs > 1:
         return None
-    loss = f.loss or "the loss"
+    loss = loss_text(f, settings=False) if f.loss else "the loss"
     if ctx.error:
         found = _from_error(ctx, kind, loss)
         if found is not None:

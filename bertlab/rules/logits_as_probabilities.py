@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bertlab.rules._lossconfig import finite, loss_kind, n_outputs, output_squash
+from bertlab.rules._lossconfig import finite, loss_kind, loss_text, n_outputs, output_squash
 from bertlab.rules.base import Context, Evidence, Rule
 
 #: Share of output entries outside [0, 1] that proves the outputs are not probabilities. A
@@ -19,6 +19,13 @@ _HOW_KERAS_READS = {
     "categorical": "divides each row by its sum (which may be near 0 or negative) and clips it "
     "into [1e-7, 1 - 1e-7]",
 }
+
+
+def _how_read(framework: str, kind: str) -> str:
+    """What the loss does with scores outside [0, 1] in this framework."""
+    if framework == "torch":  # nn.BCELoss checks the range (CUDA: a device-side assert)
+        return "PyTorch stops with 'all elements of input should be between 0 and 1'"
+    return f"Keras {_HOW_KERAS_READS[kind]}, so every entry it clips passes no gradient"
 
 
 def check(ctx: Context) -> Evidence | None:
@@ -35,7 +42,7 @@ def check(ctx: Context) -> Evidence | None:
     squash = output_squash(ctx)
     if squash in ("softmax", "sigmoid"):
         return None
-    loss = f"{f.loss}(from_logits=False)"
+    loss = loss_text(f)
     unit = finite(ctx.col("out_unit_share"))
     if not len(unit):
         if ctx.n_steps or ctx.data is None or ctx.error or squash != "linear":
@@ -54,8 +61,7 @@ def check(ctx: Context) -> Evidence | None:
     return Evidence(
         f"steps {steps[0]}–{steps[1]}: {100 * outside:.0f} % of the outputs lie outside [0, 1] "
         f"(range {low.min():.3g} to {high.max():.3g}{rowsum}; output activation {activation}) "
-        f"while {loss} reads them as probabilities: Keras {_HOW_KERAS_READS[kind]}, so every "
-        "entry it clips passes no gradient",
+        f"while {loss} reads them as probabilities: " + _how_read(f.framework, kind),
         steps=steps,
     )
 

@@ -7,7 +7,14 @@ from __future__ import annotations
 import math
 import re
 
-from bertlab.rules._lossconfig import evidence, label_width, loss_kind, n_outputs, output_squash
+from bertlab.rules._lossconfig import (
+    evidence,
+    label_width,
+    loss_kind,
+    loss_text,
+    n_outputs,
+    output_squash,
+)
 from bertlab.rules._lossconfig import tf_swaps_logits as swaps
 from bertlab.rules.base import Context, Evidence, Rule
 
@@ -64,9 +71,14 @@ def _softmax_bce(ctx: Context, k: int, loss: str) -> Evidence:
             "error",
             TITLE,
         )
+    right = (  # the loss for one class per row, in the user's framework
+        "nn.CrossEntropyLoss() on the logits is the loss for one class per row"
+        if ctx.facts.framework == "torch"
+        else "CategoricalCrossentropy is the loss for a softmax"
+    )
     return evidence(
         text + "; with one class per row it trains, but it averages K coupled outputs as if "
-        "they were independent: CategoricalCrossentropy is the loss for a softmax",
+        "they were independent: " + right,
         "warning",
         TITLE,
     )
@@ -86,8 +98,9 @@ def _single_softmax(ctx: Context) -> Evidence:
 def _regression(ctx: Context, k: int) -> Evidence | None:
     """A regression loss on class labels (ids, one-hot rows, or 0/1 with one output)."""
     f, data = ctx.facts, ctx.data
+    name = loss_text(f, settings=False)
     if k > 1 and _ELEMENTWISE.search(ctx.error or ""):
-        text = f"fit failed: {f.loss} compared (N,) class ids with the {k} outputs one by one"
+        text = f"fit failed: {name} compared (N,) class ids with the {k} outputs one by one"
         return evidence(text, "error", TITLE)
     if data is None or not data.label_integer or data.label_min is None or data.label_min < 0:
         return None
@@ -95,7 +108,7 @@ def _regression(ctx: Context, k: int) -> Evidence | None:
     binary01 = data.label_max is not None and data.label_max <= 1
     if k > 1 and width == 1:
         return evidence(
-            f"{f.loss} between class ids {data.label_min:g}..{data.label_max:g} (one column) and "
+            f"{name} between class ids {data.label_min:g}..{data.label_max:g} (one column) and "
             f"{k} outputs: each id is broadcast against every output, so all {k} outputs regress "
             "to the id and their argmax means nothing",
             "error",
@@ -104,7 +117,7 @@ def _regression(ctx: Context, k: int) -> Evidence | None:
     if not ((k > 1 and width == k and binary01) or (k == 1 and width == 1 and binary01)):
         return None
     what = f"0/1 class labels over {k} outputs" if k > 1 else "0/1 labels with one output"
-    text = f"{f.loss} on {what}: a regression loss learns a classifier more slowly than a "
+    text = f"{name} on {what}: a regression loss learns a classifier more slowly than a "
     text += "cross-entropy (through a sigmoid/softmax its gradient vanishes on confidently wrong "
     return evidence(text + "outputs) and its outputs are not probabilities", "warning", TITLE)
 
@@ -124,7 +137,7 @@ def check(ctx: Context) -> Evidence | None:
     data = ctx.data
     if k < 2 or data is None or (data.multihot_share or 0.0) >= MULTIHOT_SHARE:
         return None  # labels not seen yet, or multi-hot targets: multilabel-softmax's setup
-    loss = f"{f.loss}(from_logits={f.from_logits})"
+    loss = loss_text(f)
     if squash == "sigmoid" and kind in ("sparse", "categorical"):
         return _sigmoid_softmax_ce(ctx, k, loss)
     if squash == "softmax" and kind == "binary":

@@ -3,7 +3,13 @@ categorical cross-entropy, which can only express one label per row."""
 
 from __future__ import annotations
 
-from bertlab.rules._lossconfig import loss_kind, n_outputs, output_squash, tf_swaps_logits
+from bertlab.rules._lossconfig import (
+    loss_kind,
+    loss_text,
+    n_outputs,
+    output_squash,
+    tf_swaps_logits,
+)
 from bertlab.rules._stats import pct
 from bertlab.rules.base import Context, Evidence, Rule
 
@@ -25,7 +31,7 @@ def check(ctx: Context) -> Evidence | None:
     if squash != "softmax" and kind != "categorical":
         return None
     share = pct(data.multihot_share)
-    loss = f"{f.loss}(from_logits={f.from_logits})"
+    loss = loss_text(f)
     if kind == "categorical":
         head = "softmax outputs" if squash == "softmax" else "outputs"
         return Evidence(
