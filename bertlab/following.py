@@ -83,7 +83,7 @@ class FollowedRun(Run):
             return "error" if self.meta.get("error") else "done"
         age = time.time() - self.last_write
         if age > self.stale_s:
-            return f"stopped, last write {age:.0f} s ago"
+            return f"stopped, last write {_ago(age)} ago"
         return "running" if self.steps else "waiting"
 
     def stop_following(self, timeout: float | None = 5.0) -> None:
@@ -162,7 +162,10 @@ class FollowedRun(Run):
         """(Re)read the whole file into a fresh state and reconcile the run with it."""
         # Kept open between polls, unbuffered: a buffer would answer the re-read of the
         # file's start (_rewritten) from stale bytes.
-        fh = open(self.path, "rb", buffering=0)  # noqa: SIM115
+        try:
+            fh = open(self.path, "rb", buffering=0)  # noqa: SIM115
+        except FileNotFoundError:  # removed since the stat: wait for the next one
+            return False
         head = fh.read(len(runlog.HEADER))
         self._head = head + fh.read(_HEAD - len(head))
         fh.seek(len(head))
@@ -253,6 +256,16 @@ class FollowedRun(Run):
     def session_end(self) -> None:
         self._ended = True
         self._emit("end", None)
+
+
+def _ago(seconds: float) -> str:
+    """A duration as the status shows it: seconds, then minutes, then hours (so the text, and
+    the status messages it causes, change at most once a second, then once a minute)."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _arrays(record: dict[str, Any]) -> dict[str, Any]:

@@ -277,6 +277,12 @@ def test_stopped_writer_shows_in_the_dashboard_header(tmp_path, monkeypatch):
         assert comms[-1].custom("status")[-1][0]["status"].startswith("stopped, last write")
     finally:
         run.stop_following()
+    os.utime(path, (time.time() - 301, time.time() - 301))  # older: minutes, not seconds
+    run = bertlab.follow(path, interval_s=3600)
+    try:
+        assert run.follow_status == "stopped, last write 5 min ago"
+    finally:
+        run.stop_following()
 
 
 def test_cli_follow_prints_steps_loss_and_findings(tmp_path):
