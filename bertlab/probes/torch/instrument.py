@@ -34,9 +34,8 @@ from bertlab.facts import ModelFacts
 from bertlab.layout import Layout, val_channels
 from bertlab.probes.torch import quantities as q
 from bertlab.probes.torch.facts import output_op, unwrap_model, unwrap_optimizer
+from bertlab.probes.torch.ring import Ring
 
-#: Rows of the on-device ring. The Watch reads it at least every READ_EVERY_S or when half full.
-RING_ROWS = 512
 EXTRAS = ("train_mode", "grad_stale", "micro_batches")
 
 
@@ -97,13 +96,11 @@ class Instrument:
         self.param_names, self.params = names, params
         self.groups = [n.rsplit(".", 1)[0] if "." in n else n for n in names]
         self._handles: list[Any] = []
-        self._ring: torch.Tensor | None = None
-        self._host: np.ndarray | None = None
-        self._nan: torch.Tensor | None = None
+        self.ring: Ring | None = None
+        self.reduce = False  # set by the Watch: combine rows over the ranks of a process group
+        self.group: Any = None
         self._val: torch.Tensor | None = None
         self._group_ids: dict[tuple, torch.Tensor] = {}
-        self.count = 0
-        self._read = 0
         self._micro: list[dict] = []
         self._candidate: dict | None = None
         self._val_pending: dict | None = None
@@ -234,13 +231,10 @@ class Instrument:
             extras=EXTRAS,
         )
         device = y_pred.device
-        width = self.layout.width()
+        self.ring = Ring(self.layout, device, reduce=self.reduce, group=self.group)
         with torch.inference_mode(False):
-            self._ring = torch.full((RING_ROWS, width), float("nan"), device=device)
-            self._nan = torch.full((width,), float("nan"), device=device)
             vwidth = sum(w for _, w in val_channels(self.layout))
             self._val = torch.zeros(vwidth, device=device)
-        self._host = np.full((RING_ROWS, width), np.nan)
         return self.layout
 
     def _summarize(self, batch: dict) -> dict | None:
@@ -342,7 +336,7 @@ class Instrument:
         layout = self.layout
         micro, grads, stale, backwards = self._micro, self._grads, self._stale, self._backwards
         self._micro, self._grads, self._stale, self._backwards = [], None, None, 0
-        if layout is None or self._ring is None:
+        if layout is None or self.ring is None:
             return
         vals = q.combine(micro) if micro else {}
         vals.update(grads or {})
@@ -354,30 +348,13 @@ class Instrument:
         elif torch.is_tensor(lr):
             vals["lr"] = lr.detach().float()
         channels = layout.channels()
-        slot = self.count % RING_ROWS
-        self._ring[slot].copy_(q.assemble(vals, channels, self._nan))
-        host = q.host_values(vals, channels)
-        self._host[slot] = np.nan
-        start = 0
-        for name, width in channels:
-            if name in host:
-                self._host[slot, start] = host[name]
-            start += width
-        self.count += 1
+        self.ring.write(q.assemble(vals, channels, self.ring.nan), q.host_values(vals, channels))
         self.on_step()
 
     # ---------------------------------------------------------------- host-side reads
     def read_rows(self) -> np.ndarray | None:
         """Rows written since the last read, oldest first, as float64 (n, D); None if none."""
-        new = self.count - self._read
-        if new <= 0 or self._ring is None:
-            return None
-        lost = max(0, new - RING_ROWS)
-        idx = [(self._read + lost + i) % RING_ROWS for i in range(new - lost)]
-        self._read = self.count
-        device = self._ring[idx].to("cpu").numpy().astype(np.float64)
-        host = self._host[idx]
-        return np.where(np.isnan(host), device, host)
+        return self.ring.read() if self.ring is not None else None
 
     def read_val(self) -> dict[str, np.ndarray] | None:
         """The validation accumulators by channel name (and zero them), or None."""

@@ -10,17 +10,18 @@ import torch
 
 from bertlab.probes.core import ALL_PHASES, READ_EVERY_S, WatchCore
 from bertlab.probes.torch.facts import model_facts, unoptimized_parameters
-from bertlab.probes.torch.instrument import RING_ROWS, Instrument
+from bertlab.probes.torch.instrument import Instrument
+from bertlab.probes.torch.ring import RING_ROWS
 from bertlab.run import DEFAULT_BUDGET_BYTES
 from bertlab.validation import summarize
 
 
-def process_rank() -> int:
-    """This process's rank in ``torch.distributed`` (0 when not distributed)."""
+def process_rank() -> tuple[int, int]:
+    """This process's rank and the world size in ``torch.distributed`` ((0, 1) when alone)."""
     dist = torch.distributed
     if dist.is_available() and dist.is_initialized():
-        return int(dist.get_rank())
-    return 0
+        return int(dist.get_rank()), int(dist.get_world_size())
+    return 0, 1
 
 
 def _unk_id(tokenizer: Any) -> int | None:
@@ -104,8 +105,11 @@ class Watch(WatchCore):
         path: Any = None,
         flush_every_s: float = 2.0,
     ) -> None:
-        self.rank = process_rank()
+        self.rank, world = process_rank()
         active = rank == "all" or self.rank == (0 if rank is None else rank)
+        # Several processes, one record: every rank measures its shard of the batch and the
+        # rows are combined over the ranks (ring.py); only the recording rank reads them.
+        reduce = world > 1 and rank != "all"
         if path is not None and rank == "all":
             from bertlab.record import rank_path
 
@@ -124,22 +128,30 @@ class Watch(WatchCore):
         self._instrument: Instrument | None = None
         self._epoch_steps = 0
         self._closed = False
-        if not active:
+        if not active and not reduce:
             return
         facts = model_facts(model, optimizer, loss_fn)
         unk = unk_token_id if unk_token_id is not None else _unk_id(tokenizer)
         facts.unk_token_id = unk
         self._facts = facts
-        if self.rank:
-            self.run.meta["rank"] = self.rank
+        if world > 1:
+            self.run.meta["distributed"] = {
+                "rank": self.rank,
+                "world_size": world,
+                "combined_over_ranks": reduce,
+            }
         unoptimized = unoptimized_parameters(model, optimizer)
         if unoptimized:
             self.run.meta["params_outside_optimizer"] = unoptimized
-        self.run.begin(facts)
-        self._evaluate(("preflight",))
+        if active:
+            self.run.begin(facts)
+            self._evaluate(("preflight",))
         self._instrument = Instrument(
             model, optimizer, loss_fn, facts, self._fault, self._after_step, self._train_forward
         )
+        self._instrument.reduce = reduce
+        if reduce:  # every rank creates its Watch: a collective call, in the same order
+            self._instrument.group = torch.distributed.new_group()
         self._instrument.install()
 
     # ------------------------------------------------------------------ lifecycle
@@ -195,16 +207,20 @@ class Watch(WatchCore):
         return self._instrument is not None and self._instrument.val_batches > 0
 
     def _train_forward(self) -> None:
+        if not self.active:
+            return
         self._show()
         if self._validated():
             self._end_epoch({})
 
     def _after_step(self) -> None:
+        if not self.active:
+            return
         self._epoch_steps += 1
         self._since_eval += 1
         inst = self._instrument
         due = self._since_eval >= self._eval_every
-        full = inst is not None and inst.count - inst._read >= RING_ROWS // 2
+        full = inst is not None and inst.ring is not None and inst.ring.unread >= RING_ROWS // 2
         if due or full or time.perf_counter() - self._last_read >= READ_EVERY_S:
             self._collect()
         if due:
@@ -218,6 +234,8 @@ class Watch(WatchCore):
         self.run.meta.update(inst.trace_facts)
         self.run.meta["model"] = self._facts.to_dict()  # the first batches refine the facts
         rows = inst.read_rows()
+        if inst.ring is not None and inst.ring.note:
+            self._say(inst.ring.note)
         if rows is None or inst.layout is None:
             return
         self.run.set_layout(inst.layout)
