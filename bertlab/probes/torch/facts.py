@@ -132,7 +132,12 @@ def model_facts(model: Any, optimizer: Any = None, loss_fn: Any = None) -> Model
         facts.learning_rate = float(lr) if isinstance(lr, (int, float)) else None
     params = list(model.parameters())
     facts.params_total = int(sum(p.numel() for p in params))
-    facts.params_trainable = int(sum(p.numel() for p in params if p.requires_grad))
+    # What trains is what needs a gradient *and* is updated: an optimizer that does not hold a
+    # parameter never changes it (params-not-in-optimizer names those).
+    held = {id(p) for g in getattr(opt, "param_groups", None) or [] for p in g.get("params", [])}
+    facts.params_trainable = int(
+        sum(p.numel() for p in params if p.requires_grad and (opt is None or id(p) in held))
+    )
     for name, module in model.named_modules():
         if isinstance(module, nn.Embedding):
             facts.embeddings.append((name or "embedding", int(module.num_embeddings)))

@@ -111,6 +111,7 @@ class Instrument:
         self.val_batches = 0
         self.val_train_mode = 0
         self._grad_mode = True
+        self._opt_signature: tuple | None = None
 
     # ---------------------------------------------------------------- install / remove
     def install(self) -> None:
@@ -325,7 +326,10 @@ class Instrument:
             ids = torch.tensor([index[self.groups[i]] for i in present], device=device)
             self._group_ids[present] = ids
         self._grads = q.gradient_stats(grads, ids, max(1, len(self.layout.layers)))
-        if "unused_params" not in self.trace_facts:
+        groups = getattr(self.optimizer, "param_groups", None) or []
+        signature = (len(groups), sum(len(g.get("params", ())) for g in groups), present)
+        if signature != self._opt_signature:  # first backward, or add_param_group since
+            self._opt_signature = signature
             held = self._optimizer_params()
             self.trace_facts["unoptimized_params"] = [
                 self.param_names[i] for i in present if id(self.params[i]) not in held
