@@ -182,3 +182,21 @@ def output_op(output: torch.Tensor) -> str | None:
             return base
         node = node.next_functions[0][0]
     return None
+
+
+def refine_loss(facts: ModelFacts, y_pred: torch.Tensor, y: torch.Tensor, builtin: bool) -> None:
+    """What the first targets tell about the loss: ``nn.CrossEntropyLoss`` with probability
+    targets is a categorical (not sparse) cross-entropy; a Hugging Face model's built-in loss
+    (``builtin``) without ``config.problem_type`` is chosen by transformers exactly this way:
+    one output -> MSE, float labels -> BCE with logits, integer labels -> cross-entropy."""
+    dense = y.is_floating_point() and y.shape == y_pred.shape and y_pred.dim() > 1
+    if facts.loss == "sparse_categorical_crossentropy" and dense:
+        facts.loss = "categorical_crossentropy"
+    if facts.loss is None and builtin:
+        k = y_pred.shape[-1] if y_pred.dim() > 1 else 1
+        if k == 1:
+            facts.loss, facts.from_logits = "mean_squared_error", None
+        elif y.is_floating_point():
+            facts.loss, facts.from_logits = "binary_crossentropy", True
+        else:
+            facts.loss, facts.from_logits = "sparse_categorical_crossentropy", True

@@ -31,27 +31,12 @@ import numpy as np
 import torch
 
 from bertlab.facts import ModelFacts
-from bertlab.layout import Layout, val_channels
+from bertlab.layout import Layout
 from bertlab.probes.torch import quantities as q
-from bertlab.probes.torch.facts import output_op, unwrap_model, unwrap_optimizer
-from bertlab.probes.torch.ring import Ring
+from bertlab.probes.torch.facts import output_op, refine_loss, unwrap_model, unwrap_optimizer
+from bertlab.probes.torch.ring import Ring, ValSums
 
 EXTRAS = ("train_mode", "grad_stale", "micro_batches")
-
-
-def _logits_and_loss(output: Any) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """The logits and (Hugging Face) loss of a forward's output, whatever its container."""
-    if torch.is_tensor(output):
-        return output, None
-    if isinstance(output, dict) or hasattr(output, "keys"):
-        logits = output.get("logits")
-        if logits is None:
-            logits = next((v for v in output.values() if torch.is_tensor(v) and v.dim()), None)
-        return logits, output.get("loss")
-    if isinstance(output, (tuple, list)):
-        tensors = [t for t in output if torch.is_tensor(t)]
-        return (tensors[0], None) if tensors else (None, None)
-    return None, None
 
 
 class Instrument:
@@ -99,7 +84,7 @@ class Instrument:
         self.ring: Ring | None = None
         self.reduce = False  # set by the Watch: combine rows over the ranks of a process group
         self.group: Any = None
-        self._val: torch.Tensor | None = None
+        self.val: ValSums | None = None
         self._group_ids: dict[tuple, torch.Tensor] = {}
         self._micro: list[dict] = []
         self._candidate: dict | None = None
@@ -152,7 +137,7 @@ class Instrument:
 
     # ---------------------------------------------------------------- forward / loss
     def _on_forward(self, module: Any, args: tuple, kwargs: dict, output: Any) -> None:
-        logits, hf_loss = _logits_and_loss(output)
+        logits, hf_loss = q.logits_and_loss(output)
         labels = kwargs.get("labels")
         ids, mask = q.find_text_inputs(args, kwargs)
         batch = {"y_pred": logits, "y": labels, "loss": hf_loss, "ids": ids, "mask": mask}
@@ -198,23 +183,12 @@ class Instrument:
 
     def _refine_loss(self, y_pred: torch.Tensor, y: torch.Tensor | None) -> None:
         """Settle what the targets say about the loss family (once, at the first batch)."""
-        f = self.facts
         if y is None or "label_shape" in self.trace_facts:
             return
         self.trace_facts["label_shape"] = list(y.shape)
         self.trace_facts["label_dtype"] = str(y.dtype).removeprefix("torch.")
         self.trace_facts["output_shape"] = list(y_pred.shape)
-        dense = y.is_floating_point() and y.shape == y_pred.shape and y_pred.dim() > 1
-        if f.loss == "sparse_categorical_crossentropy" and dense:
-            f.loss = "categorical_crossentropy"
-        if f.loss is None and self.loss_fn is None:  # HF infers problem_type from the labels
-            k = y_pred.shape[-1] if y_pred.dim() > 1 else 1
-            if k == 1:
-                f.loss, f.from_logits = "mean_squared_error", None
-            elif y.is_floating_point():
-                f.loss, f.from_logits = "binary_crossentropy", True
-            else:
-                f.loss, f.from_logits = "sparse_categorical_crossentropy", True
+        refine_loss(self.facts, y_pred, y, builtin=self.loss_fn is None)
 
     def _ensure_layout(self, y_pred: torch.Tensor, ids: torch.Tensor | None) -> Layout:
         if self.layout is not None:
@@ -233,9 +207,7 @@ class Instrument:
         )
         device = y_pred.device
         self.ring = Ring(self.layout, device, reduce=self.reduce, group=self.group)
-        with torch.inference_mode(False):
-            vwidth = sum(w for _, w in val_channels(self.layout))
-            self._val = torch.zeros(vwidth, device=device)
+        self.val = ValSums(self.layout, device)
         return self.layout
 
     def _summarize(self, batch: dict) -> dict | None:
@@ -263,34 +235,10 @@ class Instrument:
         return vals
 
     def _accumulate_val(self, batch: dict) -> None:
-        layout, y_pred, y = self.layout, batch.get("y_pred"), batch.get("y")
         self._val_pending = None
-        if layout is None or self._val is None or y_pred is None:
-            return
-        n = float(y_pred.shape[0])
-        loss = batch.get("loss")
-        vals: dict = {"batches": 1.0, "samples": n}
-        if torch.is_tensor(loss):
-            vals["loss_sum"] = loss.detach().float().mean() * n
-        if torch.is_tensor(y) and layout.task != "regression":
-            counts, pred, true = q.class_counts(y.detach(), y_pred.detach(), layout)
-            vals["pred_count"], vals["label_count"] = counts["pred_count"], counts["label_count"]
-            if layout.task == "multilabel":
-                vals["tp"] = (true * pred).sum(0)
-                vals["fp"] = ((1 - true) * pred).sum(0)
-                vals["fn"] = (true * (1 - pred)).sum(0)
-            else:
-                vals["confusion"] = (true.T @ pred).reshape(-1)
-        channels = val_channels(layout)
-        zero = torch.zeros_like(self._val)
-        row = q.assemble(vals, channels, zero)
-        host = q.host_values(vals, channels)
-        start = 0
-        for name, width in channels:
-            if name in host:
-                row[start] = host[name]
-            start += width
-        self._val += row
+        y_pred = batch.get("y_pred")
+        if self.layout is not None and self.val is not None and y_pred is not None:
+            self.val.add(q.val_stats(y_pred, batch.get("y"), batch.get("loss"), self.layout))
 
     # ---------------------------------------------------------------- backward / step
     def _on_ref_grad(self, param: torch.Tensor) -> None:
@@ -361,13 +309,5 @@ class Instrument:
         return self.ring.read() if self.ring is not None else None
 
     def read_val(self) -> dict[str, np.ndarray] | None:
-        """The validation accumulators by channel name (and zero them), or None."""
-        if self._val is None or self.layout is None:
-            return None
-        flat = self._val.to("cpu").numpy().astype(np.float64)
-        self._val.zero_()
-        out, start = {}, 0
-        for name, width in val_channels(self.layout):
-            out[name] = flat[start : start + width]
-            start += width
-        return out
+        """The validation sums by channel name (and zero them), or None before any step."""
+        return self.val.read() if self.val is not None else None

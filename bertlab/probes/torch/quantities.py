@@ -12,6 +12,8 @@ host-to-device copy enters the step either.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from bertlab.datafacts import MASK_KEYS, TOKEN_KEYS
@@ -159,6 +161,39 @@ def class_counts(
     facts["pred_count"] = pred.sum(dim=0)
     facts["label_count"] = true.sum(dim=0)
     return facts, pred, true
+
+
+def val_stats(y_pred: torch.Tensor, y: Any, loss: Any, layout: Layout) -> dict:
+    """What one validation batch adds to the epoch's sums (``layout.val_channels``)."""
+    n = float(y_pred.shape[0])
+    vals: dict = {"batches": 1.0, "samples": n}
+    if torch.is_tensor(loss):
+        vals["loss_sum"] = loss.detach().float().mean() * n
+    if torch.is_tensor(y) and layout.task != "regression":
+        counts, pred, true = class_counts(y.detach(), y_pred.detach(), layout)
+        vals["pred_count"], vals["label_count"] = counts["pred_count"], counts["label_count"]
+        if layout.task == "multilabel":
+            vals["tp"] = (true * pred).sum(0)
+            vals["fp"] = ((1 - true) * pred).sum(0)
+            vals["fn"] = (true * (1 - pred)).sum(0)
+        else:
+            vals["confusion"] = (true.T @ pred).reshape(-1)
+    return vals
+
+
+def logits_and_loss(output: Any) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The logits and (Hugging Face) loss of a forward's output, whatever its container."""
+    if torch.is_tensor(output):
+        return output, None
+    if isinstance(output, dict) or hasattr(output, "keys"):
+        logits = output.get("logits")
+        if logits is None:
+            logits = next((v for v in output.values() if torch.is_tensor(v) and v.dim()), None)
+        return logits, output.get("loss")
+    if isinstance(output, (tuple, list)):
+        tensors = [t for t in output if torch.is_tensor(t)]
+        return (tensors[0], None) if tensors else (None, None)
+    return None, None
 
 
 def find_text_inputs(args: tuple, kwargs: dict) -> tuple[torch.Tensor | None, torch.Tensor | None]:

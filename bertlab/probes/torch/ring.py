@@ -23,7 +23,8 @@ from datetime import timedelta
 import numpy as np
 import torch
 
-from bertlab.layout import COMBINE, Layout
+from bertlab.layout import COMBINE, Layout, val_channels
+from bertlab.probes.torch.quantities import assemble, host_values
 
 #: Rows the ring holds. The Watch reads at least every READ_EVERY_S or when it is half full.
 RING_ROWS = 512
@@ -142,3 +143,34 @@ class Ring:
         device = self.rows[idx].to("cpu").numpy().astype(np.float64)
         host = self.host[idx]
         return np.where(np.isnan(host), device, host)
+
+
+class ValSums:
+    """The epoch's validation sums (``layout.val_channels``) on the device, read at epoch end."""
+
+    def __init__(self, layout: Layout, device: torch.device) -> None:
+        self.channels = val_channels(layout)
+        with torch.inference_mode(False):  # validation often runs under inference_mode
+            self.sums = torch.zeros(sum(w for _, w in self.channels), device=device)
+        self.zero = torch.zeros_like(self.sums)
+
+    def add(self, vals: dict) -> None:
+        """Add one batch's ``quantities.val_stats``."""
+        row = assemble(vals, self.channels, self.zero)
+        host = host_values(vals, self.channels)
+        start = 0
+        for name, width in self.channels:
+            if name in host:
+                row[start] = host[name]
+            start += width
+        self.sums += row
+
+    def read(self) -> dict[str, np.ndarray]:
+        """The sums by channel name (one copy to the host), zeroed for the next epoch."""
+        flat = self.sums.to("cpu").numpy().astype(np.float64)
+        self.sums.zero_()
+        out, start = {}, 0
+        for name, width in self.channels:
+            out[name] = flat[start : start + width]
+            start += width
+        return out
