@@ -185,7 +185,7 @@ def test_hugging_face_model_with_labels_argument():
             out = model(
                 input_ids=ids[i : i + B], attention_mask=mask[i : i + B], labels=y[i : i + B]
             )
-            losses.append(float(out.loss))
+            losses.append(out.loss.item())
             out.loss.backward()
             opt.step()
             opt.zero_grad()
@@ -194,3 +194,48 @@ def test_hugging_face_model_with_labels_argument():
     assert watch.run.meta["model"]["loss"] == "sparse_categorical_crossentropy"
     assert watch.run.layout.n_outputs == 4 and h["pad_share"].notna().all()
     assert "BertModel" in watch.run.meta["model"]["encoders"]
+
+
+def test_a_failing_step_is_diagnosed_and_the_exception_carries_the_cause():
+    """A label >= K makes nn.CrossEntropyLoss raise inside the step: the Watch records the
+    batch the loss was called with and attaches the named cause to the exception."""
+    ids, mask, y = tensors(n=96)
+    y[40] = 4  # the model has 4 outputs: valid labels are 0..3
+    model, opt = model_and_optimizer(dropout=0.0)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    with pytest.raises(IndexError) as info:
+        with bertlab.torch.Watch(model, opt, loss_fn, verbose=False) as watch:
+            for i in range(0, 96, B):
+                opt.zero_grad()
+                loss_fn(model(ids[i : i + B], mask[i : i + B]), y[i : i + B]).backward()
+                opt.step()
+    notes = getattr(info.value, "__notes__", [])
+    assert any(n.startswith("bertlab:") and "label-out-of-range" in n for n in notes), notes
+    assert watch.run.steps == 2  # the failed step is recorded: its labels are the evidence
+    assert watch.history["label_max"].iloc[-1] == 4
+    assert "IndexError" in watch.run.meta["error"]
+    assert not model._forward_hooks and not model._forward_pre_hooks
+
+
+def test_token_ids_beyond_the_vocabulary_in_a_hugging_face_model():
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=300,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=32,
+        num_labels=4,
+    )
+    model = BertForSequenceClassification(config)
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-5)
+    ids, mask, y = tensors(n=32)
+    ids[3, 2] = 30522  # a bert-base-uncased id fed to a 300-token vocabulary
+    with pytest.raises(IndexError) as info:
+        with bertlab.torch.Watch(model, opt, verbose=False):
+            model(input_ids=ids, attention_mask=mask, labels=y).loss.backward()
+    notes = getattr(info.value, "__notes__", [])
+    assert any("token-id-out-of-range" in n for n in notes), notes

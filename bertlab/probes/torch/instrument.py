@@ -97,13 +97,17 @@ class Instrument:
         self.val_train_mode = 0
         self._grad_mode = True
         self._opt_signature: tuple | None = None
+        self._calling: dict | None = None
+        self._calling_loss: tuple | None = None
 
     # ---------------------------------------------------------------- install / remove
     def install(self) -> None:
         """Register the hooks (removed again by :meth:`remove`)."""
         add = self._handles.append
+        add(self.model.register_forward_pre_hook(self._guard(self._on_call), with_kwargs=True))
         add(self.model.register_forward_hook(self._guard(self._on_forward), with_kwargs=True))
         if isinstance(self.loss_fn, torch.nn.Module):
+            add(self.loss_fn.register_forward_pre_hook(self._guard(self._on_loss_call)))
             add(self.loss_fn.register_forward_hook(self._guard(self._on_loss)))
         for p in self.params:
             add(p.register_post_accumulate_grad_hook(self._on_grad))
@@ -137,6 +141,7 @@ class Instrument:
 
     # ---------------------------------------------------------------- forward / loss
     def _on_forward(self, module: Any, args: tuple, kwargs: dict, output: Any) -> None:
+        self._calling = None
         logits, hf_loss = q.logits_and_loss(output)
         labels = kwargs.get("labels")
         ids, mask = q.find_text_inputs(args, kwargs)
@@ -157,6 +162,7 @@ class Instrument:
                 self._accumulate_val(batch)
 
     def _on_loss(self, module: Any, args: tuple, output: Any) -> None:
+        self._calling_loss = None
         if len(args) < 2 or not torch.is_tensor(args[0]):
             return
         if self._grad_mode:
@@ -190,10 +196,9 @@ class Instrument:
         self.trace_facts["output_shape"] = list(y_pred.shape)
         refine_loss(self.facts, y_pred, y, builtin=self.loss_fn is None)
 
-    def _ensure_layout(self, y_pred: torch.Tensor, ids: torch.Tensor | None) -> Layout:
+    def _ensure_layout(self, device: torch.device, ids: torch.Tensor | None, k: int) -> Layout:
         if self.layout is not None:
             return self.layout
-        k = int(y_pred.shape[-1]) if y_pred.dim() > 1 else 1
         f = self.facts
         seq_len = int(ids.shape[1]) if ids is not None and ids.dim() == 2 else None
         self.layout = Layout.for_model(
@@ -205,7 +210,6 @@ class Instrument:
             seq_len=seq_len,
             extras=EXTRAS,
         )
-        device = y_pred.device
         self.ring = Ring(self.layout, device, reduce=self.reduce, group=self.group)
         self.val = ValSums(self.layout, device)
         return self.layout
@@ -213,12 +217,13 @@ class Instrument:
     def _summarize(self, batch: dict) -> dict | None:
         """The summary of one training micro-batch (device tensors and host floats)."""
         y_pred, y, loss = batch.get("y_pred"), batch.get("y"), batch.get("loss")
-        if y_pred is None:
-            return None
+        ids = batch.get("ids")
+        if y_pred is None:  # a step that failed inside the model: its inputs and labels only
+            return self._summarize_inputs(ids, batch.get("mask"), y)
         if y_pred.dim() > 2:  # per-token outputs: one row per token, as the Keras probe reads
             y_pred = y_pred.reshape(-1, y_pred.shape[-1])
         self._refine_loss(y_pred, y)
-        layout = self._ensure_layout(y_pred, batch.get("ids"))
+        layout = self._ensure_layout(y_pred.device, ids, self._width(y_pred))
         vals: dict = {"train_mode": batch.get("train_mode", float("nan"))}
         if torch.is_tensor(loss):
             loss = loss.detach().float().mean()
@@ -227,12 +232,56 @@ class Instrument:
         vals.update(q.output_stats(y_pred, layout))
         if torch.is_tensor(y) and layout.task != "regression":
             vals.update(q.class_counts(y.detach(), y_pred.detach(), layout)[0])
-        ids = batch.get("ids")
         if ids is not None and ids.dim() == 2:
             vals.update(
                 q.input_stats(ids, batch.get("mask"), self.facts.unk_token_id, layout.len_edges)
             )
         return vals
+
+    def _summarize_inputs(self, ids: Any, mask: Any, y: Any) -> dict | None:
+        """Input and label facts of a batch whose forward failed (no outputs to summarise)."""
+        k = self.layout.n_outputs if self.layout is not None else self.facts.n_outputs
+        if not torch.is_tensor(ids) or ids.dim() != 2 or k is None:
+            return None
+        layout = self._ensure_layout(ids.device, ids, int(k))
+        vals = q.input_stats(ids, mask, self.facts.unk_token_id, layout.len_edges)
+        if torch.is_tensor(y) and layout.task != "regression":
+            vals.update(q.label_matrix(y.detach(), layout)[1])
+        return vals
+
+    @staticmethod
+    def _width(y_pred: torch.Tensor) -> int:
+        return int(y_pred.shape[-1]) if y_pred.dim() > 1 else 1
+
+    def failed_step(self) -> None:
+        """The loop raised inside a training step: record what that step had reached (the
+        inputs and labels it was called with) so the rules can name the cause."""
+        batch: dict = dict(self._calling or {})
+        if self._candidate is not None and "y_pred" in self._candidate:
+            batch.update(self._candidate)  # the model ran, the loss failed
+        if self._calling_loss is not None:
+            batch["y_pred"], batch["y"] = self._calling_loss
+        self._calling = self._calling_loss = None
+        if self._candidate is not None and "y_pred" not in self._candidate:
+            self._micro.append(self._candidate)
+        elif batch:
+            vals = self._summarize(batch)
+            if vals is not None:
+                self._micro.append(vals)
+        self._candidate = None
+        if self._micro and self.optimizer is not None:
+            self._on_step(self.optimizer, (), {})
+
+    def _on_call(self, module: Any, args: tuple, kwargs: dict) -> None:
+        """Before a training forward: its inputs, in case the forward raises."""
+        if self._grad_mode:
+            ids, mask = q.find_text_inputs(args, kwargs)
+            self._calling = {"ids": ids, "mask": mask, "y": kwargs.get("labels")}
+
+    def _on_loss_call(self, module: Any, args: tuple) -> None:
+        """Before a training loss: what it receives, in case it raises (e.g. a bad label)."""
+        if self._grad_mode and len(args) >= 2 and torch.is_tensor(args[0]):
+            self._calling_loss = (args[0], args[1])
 
     def _accumulate_val(self, batch: dict) -> None:
         self._val_pending = None
@@ -294,7 +343,8 @@ class Instrument:
         vals.update(grads or {})
         vals["grad_stale"] = stale if stale is not None else float("nan")
         vals["micro_batches"] = float(backwards)
-        lr = optimizer.param_groups[0].get("lr") if optimizer.param_groups else None
+        groups = getattr(optimizer, "param_groups", None)
+        lr = groups[0].get("lr") if groups else None
         if isinstance(lr, (int, float)):
             vals["lr"] = float(lr)
         elif torch.is_tensor(lr):

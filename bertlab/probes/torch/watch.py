@@ -159,9 +159,27 @@ class Watch(WatchCore):
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc is not None and self.active:
-            self.run.meta["error"] = f"{exc_type.__name__}: {str(exc)[:500]}"
+        if exc is not None and self.active and not self._broken:
+            self._on_error(exc)
         self.close()
+
+    def _on_error(self, exc: BaseException) -> None:
+        """The loop raised: record the step it was in, name the cause, and attach the setup
+        errors that explain the exception as PEP 678 notes starting with ``bertlab:`` (the
+        exception itself propagates unchanged)."""
+        self.run.meta["error"] = f"{type(exc).__name__}: {str(exc)[:500]}"
+        try:
+            if self._instrument is not None:
+                with torch.no_grad():
+                    self._instrument.failed_step()
+            self._collect()
+            self._evaluate(ALL_PHASES, error=str(exc))
+            for finding in self.findings:
+                rule = self._diagnoser.by_code[finding.code]
+                if finding.severity == "error" and rule.phase == "preflight":
+                    exc.add_note(finding.note())
+        except Exception as inner:  # noqa: BLE001 - never mask the user's error
+            self._fault("diagnosing the error", inner)
 
     def detach(self) -> None:
         """Remove every hook now (the model, loss and optimizer are as they were)."""
