@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import keras
@@ -15,10 +16,18 @@ from conftest import embedding_classifier, token_data
 from recording_comm import record_comms
 
 import bertlab
+from bertlab import runlog
 from bertlab.views.compare import SERIES_POINTS, Comparison, series
 
 ROOT = Path(__file__).resolve().parents[1]
 XSS = "<img src=x onerror=alert(1)>"
+
+
+class Pause(keras.callbacks.Callback):
+    """Slower steps: the record is written in several parts (a prefix then holds some steps)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        time.sleep(0.03)
 
 
 def train(path, *, softmax: bool, lr: float, epochs=2, record=False):
@@ -32,8 +41,9 @@ def train(path, *, softmax: bool, lr: float, epochs=2, record=False):
         metrics=["accuracy"],
     )
     watch = bertlab.Watch(verbose=False, path=path if record else None, flush_every_s=0.05)
+    callbacks = [watch, Pause()] if record else [watch]
     model.fit(
-        x, y, batch_size=16, epochs=epochs, validation_split=0.25, callbacks=[watch], verbose=0
+        x, y, batch_size=16, epochs=epochs, validation_split=0.25, callbacks=callbacks, verbose=0
     )
     if record:
         watch.recorder.close()
@@ -93,13 +103,18 @@ def test_compare_follows_a_growing_run(runs, tmp_path, monkeypatch):
     path = tmp_path / "live.bertlab"
     train(path, softmax=False, lr=1e-2, epochs=1, record=True)
     data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 3])
+    records, _, _ = runlog.split(data, len(runlog.HEADER))
+    kinds = [kind for kind, _ in records]
+    assert kinds.count(runlog.ROWS) >= 2, kinds
+    first = kinds.index(runlog.ROWS) + 1
+    cut = len(runlog.HEADER) + sum(9 + len(p) for _, p in records[:first])
+    path.write_bytes(data[:cut])  # up to the first rows record
     followed = bertlab.follow(path, interval_s=3600)
     try:
         cmp = bertlab.compare(broken, followed, names=["broken", "followed"])
         before = cmp.runs[1]["steps"]
         with open(path, "ab") as fh:
-            fh.write(data[len(data) // 3 :])
+            fh.write(data[cut:])
         followed.poll()  # the "status" event after a read resends the runs
         assert cmp.runs[1]["steps"] == followed.steps == 12 > before
         assert len(cmp.runs[1]["series"]["loss"]) == 12

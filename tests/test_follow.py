@@ -61,28 +61,40 @@ def start_child(tmp_path, path, *, epochs, every_s=2.0, sleep=0.02):
     )
 
 
-def record(path, *, epochs=2, seed=0, k=4):
+class Pause(keras.callbacks.Callback):
+    """Slows steps down so that the Watch reads rows (and the recorder writes them) several
+    times per epoch: the file then holds several rows records to cut between."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        time.sleep(0.03)
+
+
+def record(path, *, epochs=2, seed=0, k=4, pause=False):
     """A finished record of a real (small) training; returns the live run."""
     keras.backend.clear_session()
     x, y, _ = token_data(n=128, k=k, seed=seed)
     model = embedding_classifier(k=k, activation="softmax", seed=seed + 1)
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     watch = bertlab.Watch(verbose=False, path=path, flush_every_s=0.05)
-    model.fit(x, y, batch_size=8, epochs=epochs, callbacks=[watch], verbose=0)
+    callbacks = [watch, Pause()] if pause else [watch]
+    model.fit(x, y, batch_size=8, epochs=epochs, callbacks=callbacks, verbose=0)
     watch.recorder.close()
     return watch.run
 
 
 def after_rows(data: bytes, n: int) -> int:
-    """Offset just after the n-th rows record of a log (a prefix that holds steps)."""
+    """Offset just after the n-th rows record of a log (a prefix that holds steps), which must
+    not be the last one (the rest of the file then holds steps too)."""
     records, _, _ = runlog.split(data, len(runlog.HEADER))
+    rows = sum(kind == runlog.ROWS for kind, _ in records)
+    assert rows > n, f"the record has {rows} rows records; the test needs more than {n}"
     pos, seen = len(runlog.HEADER), 0
     for kind, payload in records:
         pos += 9 + len(payload)
         seen += kind == runlog.ROWS
         if seen == n:
             return pos
-    raise AssertionError(f"fewer than {n} rows records")
+    raise AssertionError("unreachable")
 
 
 def wait_for(condition, timeout=20.0):
@@ -173,7 +185,7 @@ def test_a_finished_record_reads_done_and_equals_the_live_run(tmp_path):
 def test_growing_replaced_and_truncated_files(tmp_path):
     """The file grows record by record, is replaced by another run, is cut short."""
     a, b = tmp_path / "a.bertlab", tmp_path / "b.bertlab"
-    run_a = record(a, epochs=2, seed=0)
+    run_a = record(a, epochs=2, seed=0, pause=True)
     run_b = record(b, epochs=1, seed=5, k=3)
     data = a.read_bytes()
     one, two = after_rows(data, 1), after_rows(data, 2) + 3  # (+3: a partial record)
@@ -232,7 +244,7 @@ def test_unreadable_content_stops_following_with_a_status(tmp_path):
 def test_dashboard_streams_a_followed_run(tmp_path, monkeypatch):
     comms = record_comms(monkeypatch)
     a, b = tmp_path / "a.bertlab", tmp_path / "b.bertlab"
-    run_a = record(a, epochs=2)
+    run_a = record(a, epochs=2, pause=True)
     record(b, epochs=1, seed=3, k=3)
     data = a.read_bytes()
     half = after_rows(data, 1)

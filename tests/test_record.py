@@ -131,11 +131,20 @@ def test_sigkill_mid_epoch_leaves_a_loadable_record(tmp_path):
 # --------------------------------------------------------------------------- damaged tails
 @pytest.fixture(scope="module")
 def log_bytes(tmp_path_factory):
-    """A real training's record written with frequent writes (many records)."""
+    """A real training's record written with frequent writes (many records: the steps are
+    slowed so that the Watch reads rows several times per epoch)."""
+
+    class Pause(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            time.sleep(0.01)
+
     keras.backend.clear_session()
     path = tmp_path_factory.mktemp("log") / "run.bertlab"
-    watch, _ = recorded_training(path, epochs=3, every_s=0.01)
-    return path.read_bytes(), watch.run
+    watch, _ = recorded_training(path, epochs=3, every_s=0.01, callbacks=[Pause()])
+    data = path.read_bytes()
+    rows = [k for k, _ in runlog.split(data, len(runlog.HEADER))[0] if k == runlog.ROWS]
+    assert len(rows) >= 3, f"only {len(rows)} rows records"
+    return data, watch.run
 
 
 def record_ends(data: bytes) -> list[int]:
@@ -188,7 +197,9 @@ def test_corrupted_record_stops_the_replay_there(tmp_path, log_bytes):
     data, live = log_bytes
     ends = record_ends(data)
     path = tmp_path / "bad.bertlab"
-    middle = ends[len(ends) // 2]
+    records = runlog.split(data, len(runlog.HEADER))[0]
+    # just after the first rows record: damage there cuts off the later rows records
+    middle = ends[[k for k, _ in records].index(runlog.ROWS)]
     for offset in (middle + 2, middle + 9 + 3):  # in the head's checksum, in the payload
         damaged = bytearray(data)
         damaged[offset] ^= 0xFF
