@@ -39,6 +39,12 @@ def _guarded(where: str) -> Callable:
     return wrap
 
 
+def unk_id(value: Any) -> int | None:
+    """An [UNK] id given as an int or as a tokenizer (its ``unk_token_id``)."""
+    ident = getattr(value, "unk_token_id", value)
+    return None if ident is None else int(ident)
+
+
 class Watch(keras.callbacks.Callback, WatchCore):
     """Record every training batch from inside Keras's own training step.
 
@@ -62,6 +68,10 @@ class Watch(keras.callbacks.Callback, WatchCore):
     the model is exactly as before. A fault inside bertlab is reported once as a
     ``BertlabWarning`` and training goes on unobserved.
 
+    The same object works in a Keras 3 ``fit`` and in a Keras 2 one (the ``tf_keras`` package,
+    or tf.keras 2, e.g. around transformers' TensorFlow models): which Keras trains is read from
+    the model when ``fit`` starts (:mod:`bertlab.probes.keras.legacy` for Keras 2).
+
     Findings (named pathologies with evidence and fix) are in ``watch.findings``, most
     fundamental cause first; in a plain script each new one is printed as one line, and
     ``watch.report()`` gives the full text.
@@ -73,7 +83,8 @@ class Watch(keras.callbacks.Callback, WatchCore):
         so that a run of any length stays within it.
     unk_token_id
         Id of the tokenizer's unknown token, to measure the [UNK] share of the inputs (found
-        automatically for KerasHub models that carry their preprocessor).
+        automatically for KerasHub models that carry their preprocessor), or the tokenizer
+        itself (its ``unk_token_id``, e.g. a transformers tokenizer).
     verbose
         Print each new finding as one line (default: in plain scripts, not in notebooks).
     dashboard
@@ -113,6 +124,21 @@ class Watch(keras.callbacks.Callback, WatchCore):
         self._instrument: Any = None
         self._val: dict[str, np.ndarray] | None = None
 
+    # Keras 2's CallbackList (tf_keras/src/callbacks.py) asks every callback which batch hooks it
+    # implements and whether it takes tensors as logs; Keras 3 callbacks have no such methods.
+    # Watch reads every training batch (Python floats in logs), no test or predict batch.
+    _supports_tf_logs = False
+    _chief_worker_only = None
+
+    def _implements_train_batch_hooks(self) -> bool:
+        return True
+
+    def _implements_test_batch_hooks(self) -> bool:
+        return False
+
+    def _implements_predict_batch_hooks(self) -> bool:
+        return False
+
     def detach(self) -> None:
         """Stop observing and restore the model now (done automatically at the end of ``fit``)."""
         if self._instrument is not None:
@@ -121,16 +147,22 @@ class Watch(keras.callbacks.Callback, WatchCore):
     # ------------------------------------------------------------------ Keras hooks
     @_guarded("starting to watch")
     def on_train_begin(self, logs=None) -> None:
-        from bertlab.probes.keras.facts import model_facts
-        from bertlab.probes.keras.instrument import Instrument
+        from bertlab.probes.keras.legacy import is_legacy_model
 
         model = self.model
+        legacy = is_legacy_model(model)
+        if legacy:
+            from bertlab.probes.keras.legacy import LegacyInstrument as Instrument
+            from bertlab.probes.keras.legacy_facts import model_facts
+        else:
+            from bertlab.probes.keras.facts import model_facts
+            from bertlab.probes.keras.instrument import Instrument
         stale = getattr(model, "__dict__", {}).get("_bertlab_instrument")
         if stale is not None and stale is not self._instrument:
             stale.restore()  # an earlier fit that raised left its Watch attached
         facts = model_facts(model)
         if self.unk_token_id is not None:
-            facts.unk_token_id = int(self.unk_token_id)
+            facts.unk_token_id = unk_id(self.unk_token_id)
         self._facts = facts
         self._spe = facts.steps_per_execution
         self._eval_clock = time.perf_counter()
@@ -138,7 +170,7 @@ class Watch(keras.callbacks.Callback, WatchCore):
         self.run.begin(facts)
         self._evaluate(("preflight", "live"))
         self._t0 = time.perf_counter()
-        if keras.backend.backend() != "tensorflow":
+        if not legacy and keras.backend.backend() != "tensorflow":
             self._say(
                 f"the {keras.backend.backend()} backend is not instrumented yet; "
                 "only epoch logs are recorded"

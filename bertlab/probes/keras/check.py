@@ -46,25 +46,31 @@ def check(
     y: Any = None,
     *,
     validation_data: Any = None,
-    unk_token_id: int | None = None,
+    unk_token_id: Any = None,
 ) -> list[Finding]:
     """Pre-flight findings for ``model`` trained on ``(x, y)``, most fundamental first.
 
     Parameters
     ----------
     model
-        A compiled Keras model.
+        A compiled Keras model: Keras 3, or Keras 2 (``tf_keras``, transformers' TF models).
     x, y
         Training inputs (array or dict of arrays, e.g. token_ids + padding_mask) and labels; or
         a ``tf.data.Dataset`` of ``(x, y)`` batches as ``x`` (its first batches are read).
     validation_data
         ``(x_val, y_val)``, to compare label distributions.
     unk_token_id
-        The tokenizer's unknown-token id, to measure the [UNK] share.
+        The tokenizer's unknown-token id (or the tokenizer), to measure the [UNK] share.
     """
-    from bertlab.probes.keras.facts import model_facts
+    from bertlab.probes.keras.callback import unk_id
+    from bertlab.probes.keras.legacy import is_legacy_model
 
-    if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", True):
+    if is_legacy_model(model):  # Keras 2 (tf_keras, tf.keras 2, transformers' TF models)
+        from bertlab.probes.keras.legacy_facts import model_facts
+    else:
+        from bertlab.probes.keras.facts import model_facts
+    compiled = getattr(model, "compiled", getattr(model, "_is_compiled", True))
+    if getattr(model, "optimizer", None) is None or not compiled:
         raise ValueError(
             "bertlab.check: the model is not compiled; call "
             "model.compile(optimizer=..., loss=...) first"
@@ -73,7 +79,7 @@ def check(
         x, y = _from_dataset(x)
     facts = model_facts(model)
     if unk_token_id is not None:
-        facts.unk_token_id = int(unk_token_id)
+        facts.unk_token_id = unk_id(unk_token_id)
     val_y = validation_data[1] if isinstance(validation_data, (tuple, list)) else None
     data = datafacts.from_arrays(
         x, y, n_outputs=facts.n_outputs, unk_id=facts.unk_token_id, val_y=val_y

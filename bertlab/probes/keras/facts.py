@@ -41,12 +41,18 @@ def _snake(name: str) -> str:
     return "".join(out)
 
 
-def describe_loss(loss: Any) -> tuple[str | None, bool | None, float | None]:
+def describe_loss(
+    loss: Any, loss_class: type | None = None
+) -> tuple[str | None, bool | None, float | None]:
     """(canonical name, from_logits, label_smoothing) of a loss as passed to ``compile``.
 
     Strings and plain functions use Keras's defaults (``from_logits=False``); ``Loss`` objects
     report their config. Multi-output dict/list losses describe their first entry.
+    ``loss_class`` is the base class of loss objects (default Keras 3's ``keras.losses.Loss``;
+    Keras 2's ``tf_keras.losses.Loss`` for a Keras 2 model), whose config and wrapped function
+    have the same names in both.
     """
+    loss_class = loss_class or keras.losses.Loss
     if isinstance(loss, dict) and loss:
         loss = next(iter(loss.values()))
     if isinstance(loss, (list, tuple)) and loss:
@@ -55,7 +61,7 @@ def describe_loss(loss: Any) -> tuple[str | None, bool | None, float | None]:
         return None, None, None
     if isinstance(loss, str):
         return _LOSS_ALIASES.get(loss.lower(), loss.lower()), False, 0.0
-    if isinstance(loss, keras.losses.Loss):
+    if isinstance(loss, loss_class):
         config: dict = {}
         try:
             config = loss.get_config() or {}

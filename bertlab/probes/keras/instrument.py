@@ -52,6 +52,10 @@ def _group(path: str) -> str:
 class Instrument:
     """In-graph recording for one model on behalf of one Watch.
 
+    The optimizer method that receives the gradients is ``OPTIMIZER_METHOD`` (Keras 3:
+    ``apply``); a subclass for another Keras (``legacy.LegacyInstrument``, Keras 2's
+    ``apply_gradients``) overrides it, ``_optimizer_call`` and ``_var_names``.
+
     Parameters
     ----------
     model
@@ -62,6 +66,8 @@ class Instrument:
         Called with ``(where, exception)`` when bertlab's own code fails; the failing part is
         skipped and training goes on.
     """
+
+    OPTIMIZER_METHOD = "apply"
 
     def __init__(
         self, model: Any, facts: ModelFacts, on_fault: Callable[[str, BaseException], None]
@@ -91,7 +97,7 @@ class Instrument:
             "train_step": model.__dict__.get("train_step"),
             "test_step": model.__dict__.get("test_step"),
             "compute_loss": model.__dict__.get("compute_loss"),
-            "apply": opt.__dict__.get("apply") if opt is not None else None,
+            "optimizer": opt.__dict__.get(self.OPTIMIZER_METHOD) if opt is not None else None,
             "train_function": model.train_function,
             "test_function": model.test_function,
         }
@@ -99,13 +105,13 @@ class Instrument:
             "train_step": model.train_step,
             "test_step": model.test_step,
             "compute_loss": model.compute_loss,
-            "apply": opt.apply if opt is not None else None,
+            "optimizer": getattr(opt, self.OPTIMIZER_METHOD) if opt is not None else None,
         }
         object.__setattr__(model, "train_step", self._train_step)
         object.__setattr__(model, "test_step", self._test_step)
         object.__setattr__(model, "compute_loss", self._compute_loss)
         if opt is not None:
-            object.__setattr__(opt, "apply", self._apply)
+            object.__setattr__(opt, self.OPTIMIZER_METHOD, self._optimizer_call)
         self.installed = True
         model.train_function = self._instrumented("train", self._saved["train_function"])
         model.test_function = self._instrumented("test", self._saved["test_function"])
@@ -154,18 +160,18 @@ class Instrument:
             return
         self.installed = False
         model, opt = self.model, self.model.optimizer
-        for name, owner in (
-            ("train_step", model),
-            ("test_step", model),
-            ("compute_loss", model),
-            ("apply", opt),
+        for key, name, owner in (
+            ("train_step", "train_step", model),
+            ("test_step", "test_step", model),
+            ("compute_loss", "compute_loss", model),
+            ("optimizer", self.OPTIMIZER_METHOD, opt),
         ):
             if owner is None:
                 continue
-            if self._saved[name] is None:
+            if self._saved[key] is None:
                 owner.__dict__.pop(name, None)
             else:
-                object.__setattr__(owner, name, self._saved[name])
+                object.__setattr__(owner, name, self._saved[key])
         model.train_function = self._saved["train_function"]
         model.test_function = self._saved["test_function"]
 
@@ -201,18 +207,27 @@ class Instrument:
             pending.update(bound, loss=loss)
         return loss
 
-    def _apply(self, grads: Any, trainable_variables: Any = None) -> Any:
+    def _optimizer_call(self, grads: Any, trainable_variables: Any = None) -> Any:
+        """Keras 3's ``optimizer.apply(grads, trainable_variables)``: stash the gradients."""
+        opt = self.model.optimizer
+        variables = trainable_variables or getattr(opt, "_trainable_variables", None)
+        self._stash_gradients(grads, variables, lambda: opt.learning_rate)
+        return self._orig["optimizer"](grads, trainable_variables)
+
+    def _stash_gradients(self, grads: Any, variables: Any, learning_rate: Callable) -> None:
+        """Keep the train step's gradients, variable names and learning rate for its row."""
         pending = self._pending
         if pending is not None and pending["mode"] == "train" and "grads" not in pending:
             try:
-                opt = self.model.optimizer
-                variables = trainable_variables or getattr(opt, "_trainable_variables", None)
                 pending["grads"] = list(grads)
-                pending["vars"] = [v.path for v in variables] if variables else None
-                pending["lr"] = tf.cast(opt.learning_rate, tf.float32)
+                pending["vars"] = self._var_names(variables) if variables else None
+                pending["lr"] = tf.cast(learning_rate(), tf.float32)
             except Exception as exc:  # noqa: BLE001
                 self.on_fault("reading gradients", exc)
-        return self._orig["apply"](grads, trainable_variables)
+
+    def _var_names(self, variables: Any) -> list[str]:
+        """Paths of the trained variables (``a/b/kernel``), whose prefix is the layer group."""
+        return [v.path for v in variables]
 
     # ---------------------------------------------------------------- in-graph recording
     def _ensure_layout(self, y_pred: Any, var_paths: list[str] | None, x: Any = None) -> Layout:
