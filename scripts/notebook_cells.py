@@ -752,6 +752,13 @@ TORCH_QUICK = (
     "steps for the fixed run; the broken run keeps the steps its findings need."
 )
 
+BUG_NOTE = (
+    "*A bertlab bug to know about:* when not a single tag is predicted in the last 30 steps, "
+    "`class-imbalance` stays at *info* and its evidence says 'the model predicts the rare "
+    "classes too', which is wrong: it takes 'no positive prediction at all' for 'nothing to "
+    "judge'. The `multilabel-collapse` evidence (every tag never positive) is the one to read."
+)
+
 #: Per-tag scores without scikit-learn: ROC AUC from ranks (Mann-Whitney), F1 at a threshold.
 TAG_METRICS = """
 def auc(y, s):
@@ -894,12 +901,7 @@ TAGS_PYTORCH = [
         "exactly the share of negatives, the exact match the share of articles without tags, "
         "and they cannot move. (The stand-in's numbers are not the forum's 60 %; the shape of "
         "the failure is.) The learning rate is a normal fine-tuning rate: this is the "
-        "imbalance, not the optimizer.\n\n"
-        "*A bertlab bug to know about:* when not a single tag is predicted in the last 30 "
-        "steps, `class-imbalance` stays at *info* and its evidence says 'the model predicts "
-        "the rare classes too', which is wrong: it takes 'no positive prediction at all' for "
-        "'nothing to judge'. The `multilabel-collapse` evidence (every tag never positive) is "
-        "the one to read.",
+        "imbalance, not the optimizer.\n\n" + BUG_NOTE,
     ),
     (
         "md",
@@ -914,7 +916,7 @@ TAGS_PYTORCH = [
         """
         positives = y13[rows.train].sum(0)
         pos_weight = torch.tensor((len(rows.train) - positives) / positives, dtype=torch.float32)
-        print("pos_weight per tag:", dict(zip(tag_names, pos_weight.numpy().round(1))))
+        print("pos_weight per tag:", {t: round(float(w), 1) for t, w in zip(tag_names, pos_weight)})
 
         torch.manual_seed(0)
         fixed = Tagger(sigmoid=False)
@@ -1050,6 +1052,12 @@ TRAINER_HF = [
     ),
     ("md", "## 2. What bertlab says"),
     ("code", "print(watch.report())"),
+    (
+        "md",
+        "As in the plain loop: the loss falls to the level of predicting each tag's frequency "
+        "and stays there, and no tag's probability ever reaches 0.5, so `macro_f1` is 0 while "
+        "the AUC shows the scores do carry some signal.\n\n" + BUG_NOTE,
+    ),
     (
         "md",
         "## 3. The fix\n\nWeight each tag's positives by negatives / positives (counted on the "
