@@ -37,6 +37,8 @@ EXPECTED = {
     "13_tags_stuck_60.ipynb": {"multilabel-collapse"},
     "textvectorization_labels_nan.ipynb": {"label-format-mismatch", "nan-loss"},
     "overfitting_finetune.ipynb": {"overfitting"},
+    "13_tags_pytorch.ipynb": {"multilabel-collapse", "class-imbalance"},
+    "trainer_hf.ipynb": {"multilabel-collapse", "class-imbalance"},
 }
 
 
@@ -86,15 +88,25 @@ def _execute(name: str):
     return name, nb, time.perf_counter() - start
 
 
+def _selected(request) -> set[str]:
+    """The notebooks whose tests were collected (``-k pytorch`` runs only those)."""
+    names = set()
+    for item in request.session.items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if item.module is request.module and params.get("name") in EXPECTED:
+            names.add(params["name"])
+    return names
+
+
 @pytest.fixture(scope="module")
-def executed():
-    """Execute all notebooks once (the kernels find bertlab through PYTHONPATH)."""
+def executed(request):
+    """Execute the selected notebooks once (the kernels find bertlab through PYTHONPATH)."""
     saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "BERTLAB_NOTEBOOK_SCALE")}
     path = os.pathsep.join(filter(None, [str(ROOT), saved["PYTHONPATH"]]))
     os.environ.update(PYTHONPATH=path, BERTLAB_NOTEBOOK_SCALE=SCALE)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Longest first, so the two workers finish close together.
-    order = sorted(EXPECTED, key=lambda n: n.startswith(("text", "big")))
+    order = sorted(_selected(request), key=lambda n: n.startswith(("text", "big")))
     try:
         with ThreadPoolExecutor(WORKERS) as pool:
             results = {name: (nb, s) for name, nb, s in pool.map(_execute, order)}
