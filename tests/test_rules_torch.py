@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import torch
 from torch import nn
 from torch_training import MeanPool, live_codes, model_and_optimizer, tensors, train_loop
@@ -200,3 +201,26 @@ def test_params_not_in_optimizer_is_named_as_the_cause_of_a_stalled_model():
     stalls = [f for f in watch.findings if f.code in ("stagnant-loss", "chance-loss")]
     assert stalls and all(f.cause == "params-not-in-optimizer" for f in stalls)
     assert watch.findings[0].code == "params-not-in-optimizer"  # the root cause comes first
+
+
+def test_class_imbalance_is_a_warning_when_no_label_is_ever_predicted():
+    """A multi-label head that never says yes has drowned every rare label: that is the
+    strongest evidence of harm, not "nothing to judge" (seen on the 13-tag MiniLM notebook)."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    rates = np.array([0.37, 0.2, 0.18, 0.09, 0.075, 0.05, 0.044, 0.04, 0.03, 0.03, 0.02])
+    x = torch.randn(960, 8)
+    y = torch.tensor((rng.random((960, len(rates))) < rates).astype("float32"))
+    model = torch.nn.Sequential(torch.nn.Linear(8, len(rates)), torch.nn.Sigmoid())
+    torch.nn.init.constant_(model[0].bias, -6.0)  # starts (and stays) predicting "no"
+    loss_fn = torch.nn.BCELoss()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-4)
+    with bertlab.torch.Watch(model, opt, loss_fn, verbose=False, dashboard=False) as watch:
+        for i in range(60):
+            opt.zero_grad()
+            loss_fn(model(x[16 * i : 16 * i + 16]), y[16 * i : 16 * i + 16]).backward()
+            opt.step()
+    assert watch.history[[c for c in watch.history if c.startswith("pred_count")]].sum().sum() == 0
+    finding = next(f for f in watch.findings if f.code == "class-imbalance")
+    assert finding.severity == "warning"
+    assert "predicted the rare labels" in finding.evidence and "0 times" in finding.evidence

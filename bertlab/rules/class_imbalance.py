@@ -60,10 +60,13 @@ def _minority(counts: np.ndarray, n: int, task: str) -> tuple[str, list[int]] | 
 def _drowned(ctx: Context, rare: list[int], task: str) -> str | None:
     """Evidence that the rare classes are predicted far less often than they occur."""
     n = ctx.n_steps
-    pred = np.nansum(ctx.col("pred_count").reshape(n, -1)[-WINDOW:], axis=0)
+    recorded = ctx.col("pred_count").reshape(n, -1)[-WINDOW:]
+    pred = np.nansum(recorded, axis=0)
     true = np.nansum(ctx.col("label_count").reshape(n, -1)[-WINDOW:], axis=0)
     rows = float(np.nansum(ctx.col("batch_size")[-WINDOW:]))
-    if not len(pred) or pred.sum() <= 0:
+    # No prediction recorded at all is "nothing to judge"; predictions that are all zero (a
+    # multi-label model that never says yes) are the strongest evidence, not none.
+    if not recorded.size or not np.isfinite(recorded).any() or rows <= 0:
         return None
     if task == "multilabel":
         flip = [j for j in rare if true[j] > rows / 2]  # the rare side is "negative"
