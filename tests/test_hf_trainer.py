@@ -6,6 +6,7 @@ exactly the same with and without the callback."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from torch_training import tensors
 from transformers import (
@@ -40,14 +41,8 @@ class Logged(TrainerCallback):
         self.logs.append((state.global_step, dict(logs or {})))
 
 
-def _train(tmp_path, callbacks, accumulation=1, epochs=2):
-    ids, mask, y = tensors(n=256)
-    train, evaluation = (
-        Batches(ids[:192], mask[:192], y[:192]),
-        Batches(ids[192:], mask[192:], y[192:]),
-    )
-    torch.manual_seed(0)
-    config = BertConfig(
+def _config():
+    return BertConfig(
         vocab_size=300,
         hidden_size=32,
         num_hidden_layers=1,
@@ -56,8 +51,10 @@ def _train(tmp_path, callbacks, accumulation=1, epochs=2):
         max_position_embeddings=32,
         num_labels=4,
     )
-    model = BertForSequenceClassification(config)
-    args = TrainingArguments(
+
+
+def _args(tmp_path, epochs=2, accumulation=1, **extra):
+    return TrainingArguments(
         output_dir=str(tmp_path),
         num_train_epochs=epochs,
         per_device_train_batch_size=16,
@@ -72,10 +69,21 @@ def _train(tmp_path, callbacks, accumulation=1, epochs=2):
         seed=0,
         gradient_accumulation_steps=accumulation,
         max_grad_norm=0.1,
+        **extra,
     )
+
+
+def _train(tmp_path, callbacks, accumulation=1, epochs=2):
+    ids, mask, y = tensors(n=256)
+    train, evaluation = (
+        Batches(ids[:192], mask[:192], y[:192]),
+        Batches(ids[192:], mask[192:], y[192:]),
+    )
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(_config())
     trainer = Trainer(
         model=model,
-        args=args,
+        args=_args(tmp_path, epochs, accumulation),
         train_dataset=train,
         eval_dataset=evaluation,
         callbacks=list(callbacks),
@@ -117,3 +125,39 @@ def test_same_weights_with_and_without_the_callback(tmp_path):
     )
     for a, b in zip(plain.parameters(), watched.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def _weighted_cross_entropy(outputs, labels, num_items_in_batch=None):
+    weight = torch.tensor([1.0, 2.0, 1.0, 2.0])
+    return torch.nn.functional.cross_entropy(outputs.logits, labels, weight=weight)
+
+
+@pytest.mark.parametrize(
+    "setting", [{"compute_loss_func": _weighted_cross_entropy}, {"label_smoothing_factor": 0.1}]
+)
+def test_labels_the_trainer_keeps_from_the_model_are_still_seen(tmp_path, setting):
+    """With compute_loss_func or label smoothing the Trainer pops the labels before calling the
+    model: the callback still records them and the loss the Trainer computed."""
+    watch = bertlab.hf.Watch(verbose=False, dashboard=False)
+    ids, mask, y = tensors(n=128)
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(_config())
+    args = _args(
+        tmp_path, epochs=1, **{k: v for k, v in setting.items() if k != "compute_loss_func"}
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=Batches(ids[:96], mask[:96], y[:96]),
+        eval_dataset=Batches(ids[96:], mask[96:], y[96:]),
+        callbacks=[watch],
+        compute_loss_func=setting.get("compute_loss_func"),
+    )
+    trainer.train()
+    h = watch.history
+    assert h["loss"].notna().all() and h["label_count[0]"].notna().all()
+    counts = h[[f"label_count[{c}]" for c in range(4)]].to_numpy().sum()
+    assert counts == 96
+    epoch = watch.epochs.iloc[-1]
+    assert epoch["val_label_count"].sum() == 32 and np.isfinite(epoch["val_loss_recorded"])
+    assert "compute_loss" not in trainer.__dict__  # the wrapper is gone after training

@@ -183,7 +183,7 @@ class Instrument:
         return self._step("test", data)
 
     def _step(self, mode: str, data: Any) -> Any:
-        self._pending = {"mode": mode}
+        self._pending = {"mode": mode, "data": data}
         try:
             out = self._orig[f"{mode}_step"](data)
             pending = self._pending

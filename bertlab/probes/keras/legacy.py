@@ -72,6 +72,26 @@ class LegacyInstrument(Instrument):
 
     OPTIMIZER_METHOD = "apply_gradients"
 
+    def install(self) -> None:
+        """Instrument's wrappers, plus a recording proxy on ``compiled_loss`` (see below)."""
+        super().install()
+        loss = self.model.__dict__.get("compiled_loss")
+        self._saved["compiled_loss"] = loss
+        if loss is not None:
+            object.__setattr__(self.model, "compiled_loss", _CompiledLoss(loss, self))
+
+    def restore(self) -> None:
+        """Put the model, its ``compiled_loss`` and the optimizer back as they were."""
+        if self.installed and self._saved.get("compiled_loss") is not None:
+            object.__setattr__(self.model, "compiled_loss", self._saved["compiled_loss"])
+        super().restore()
+
+    def _record_train(self, p: dict[str, Any]) -> None:
+        super()._record_train(_with_compiled(p))
+
+    def _record_val(self, p: dict[str, Any]) -> None:
+        super()._record_val(_with_compiled(p))
+
     def _optimizer_call(self, grads_and_vars: Any, *args: Any, **kwargs: Any) -> Any:
         """Keras 2's ``apply_gradients(grads_and_vars, ...)``: stash the gradients.
 
@@ -87,3 +107,48 @@ class LegacyInstrument(Instrument):
 
     def _var_names(self, variables: Any) -> list[str]:
         return [variable_name(v) for v in variables]
+
+
+def _with_compiled(p: dict[str, Any]) -> dict[str, Any]:
+    """The step's record, completed from ``compiled_loss`` when ``compute_loss`` was not called.
+
+    transformers' ``TFPreTrainedModel.train_step`` (the ``TF*For*`` models compiled directly)
+    calls ``self.compiled_loss(y, y_pred, ...)`` itself; the standard Keras 2 step calls it from
+    ``compute_loss``, whose record (the user's override included) is preferred.
+    """
+    compiled = p.get("compiled")
+    if "loss" in p or compiled is None:
+        return p
+    data = p.get("data")
+    x = data[0] if isinstance(data, (tuple, list)) else data  # (x, y[, sample_weight]) or x
+    return {**p, "x": x, **compiled}
+
+
+class _CompiledLoss:
+    """Stands in for a Keras 2 model's ``compiled_loss`` (a ``LossesContainer``) while watched.
+
+    A call records ``y``, ``y_pred``, ``sample_weight`` and the loss into the step being traced,
+    then returns the container's own result; every other attribute is the container's.
+    """
+
+    def __init__(self, container: Any, instrument: LegacyInstrument) -> None:
+        self._container = container
+        self._instrument = instrument
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._container, name)
+
+    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None, **kwargs: Any) -> Any:
+        loss = self._container(y_true, y_pred, sample_weight, **kwargs)
+        pending = self._instrument._pending
+        model = self._instrument.model
+        # With no loss given to compile, transformers passes its internal loss as y and y_pred.
+        dummy = getattr(model, "_using_dummy_loss", False)
+        if pending is not None and "compiled" not in pending and not dummy:
+            pending["compiled"] = {
+                "y": y_true,
+                "y_pred": y_pred,
+                "sample_weight": sample_weight,
+                "loss": loss,
+            }
+        return loss

@@ -99,6 +99,8 @@ class Instrument:
         self._opt_signature: tuple | None = None
         self._calling: dict | None = None
         self._calling_loss: tuple | None = None
+        #: Labels the loop keeps from the model (the HF Trainer's compute_loss_func), if shown.
+        self.external_labels: Any = None
 
     # ---------------------------------------------------------------- install / remove
     def install(self) -> None:
@@ -143,7 +145,7 @@ class Instrument:
     def _on_forward(self, module: Any, args: tuple, kwargs: dict, output: Any) -> None:
         self._calling = None
         logits, hf_loss = q.logits_and_loss(output)
-        labels = kwargs.get("labels")
+        labels = kwargs.get("labels", self.external_labels)
         ids, mask = q.find_text_inputs(args, kwargs)
         batch = {"y_pred": logits, "y": labels, "loss": hf_loss, "ids": ids, "mask": mask}
         if self._grad_mode:
@@ -158,7 +160,8 @@ class Instrument:
             self.val_batches += 1
             self.val_train_mode += int(module.training)
             self._val_pending = batch
-            if hf_loss is not None or not isinstance(self.loss_fn, torch.nn.Module):
+            waits = isinstance(self.loss_fn, torch.nn.Module) or self.external_labels is not None
+            if hf_loss is not None or not waits:
                 self._accumulate_val(batch)
 
     def _on_loss(self, module: Any, args: tuple, output: Any) -> None:
@@ -272,11 +275,27 @@ class Instrument:
         if self._micro and self.optimizer is not None:
             self._on_step(self.optimizer, (), {})
 
+    def observe_loss(self, loss: Any) -> None:
+        """The loss of the latest training forward, computed outside the model and the loss
+        module (shown by a wrapper, e.g. around the HF Trainer's compute_loss)."""
+        if self._val_pending is not None:  # a validation batch waiting for its loss
+            self._accumulate_val({**self._val_pending, "loss": loss})
+            return
+        vals = self._candidate
+        if torch.is_tensor(loss) and vals is not None and "y_pred" not in vals:
+            value = loss.detach().float().mean()
+            vals.setdefault("loss", value)
+            vals.setdefault("loss_nonfinite", (~torch.isfinite(value)).float())
+
     def _on_call(self, module: Any, args: tuple, kwargs: dict) -> None:
         """Before a training forward: its inputs, in case the forward raises."""
         if self._grad_mode:
             ids, mask = q.find_text_inputs(args, kwargs)
-            self._calling = {"ids": ids, "mask": mask, "y": kwargs.get("labels")}
+            self._calling = {
+                "ids": ids,
+                "mask": mask,
+                "y": kwargs.get("labels", self.external_labels),
+            }
 
     def _on_loss_call(self, module: Any, args: tuple) -> None:
         """Before a training loss: what it receives, in case it raises (e.g. a bad label)."""

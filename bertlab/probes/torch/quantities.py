@@ -166,7 +166,7 @@ def class_counts(
 def val_stats(y_pred: torch.Tensor, y: Any, loss: Any, layout: Layout) -> dict:
     """What one validation batch adds to the epoch's sums (``layout.val_channels``)."""
     n = float(y_pred.shape[0])
-    vals: dict = {"batches": 1.0, "samples": n}
+    vals: dict = {"batches": 1.0, "samples": n, "loss_sum": float("nan")}  # no loss: unknown
     if torch.is_tensor(loss):
         vals["loss_sum"] = loss.detach().float().mean() * n
     if torch.is_tensor(y) and layout.task != "regression":
