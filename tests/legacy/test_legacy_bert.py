@@ -115,3 +115,43 @@ def test_a_frozen_encoder_is_named_from_a_keras_2_model(big_five):
     assert facts["params_trainable"] < 0.5 * facts["params_total"]
     assert "frozen-layers" in {f.code for f in watch.findings}
     assert watch.run.layout.layers == ("dense", "dense_1", "dense_2")
+
+
+def test_a_transformers_classifier_compiled_directly_is_recorded():
+    """TFBertForSequenceClassification's own train step calls compiled_loss, not compute_loss."""
+    from transformers import BertConfig, TFBertForSequenceClassification
+
+    k2.utils.set_random_seed(0)
+    config = BertConfig(
+        vocab_size=120,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=SEQ,
+        num_labels=3,
+    )
+    model = TFBertForSequenceClassification(config)
+    model(model.dummy_inputs)  # built, as from_pretrained leaves it (the facts read its weights)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, 120, size=(64, SEQ)).astype("int32")
+    y = rng.integers(0, 3, size=64)
+    loss = k2.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(optimizer=k2.optimizers.Adam(1e-3), loss=loss, metrics=["accuracy"])
+    watch = bertlab.Watch(verbose=False)
+    model.fit(
+        {"input_ids": ids}, y, batch_size=16, epochs=1, shuffle=False, callbacks=[watch], verbose=0
+    )
+    h = watch.history
+    assert len(h) == 4 and not watch.run.meta.get("notes")
+    counts = h[[f"label_count[{i}]" for i in range(3)]].to_numpy()
+    np.testing.assert_array_equal(
+        counts, [np.bincount(y[16 * b : 16 * b + 16], minlength=3) for b in range(4)]
+    )
+    assert (h["tok_max"] == [ids[16 * b : 16 * b + 16].max() for b in range(4)]).all()
+    assert np.isfinite(h["loss"]).all() and np.isfinite(h["grad_norm"]).all()
+    facts = watch.run.meta["model"]
+    assert facts["loss"] == "sparse_categorical_crossentropy" and facts["from_logits"] is True
+    assert [tuple(e) for e in facts["embeddings"]] == [
+        ("tf_bert_for_sequence_classification/bert/embeddings/word_embeddings", 120)
+    ]

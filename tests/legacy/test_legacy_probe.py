@@ -163,3 +163,21 @@ def test_check_and_watch_name_a_softmax_fed_to_a_logits_loss():
     assert "double-softmax" in {f.code for f in watch.findings}
     assert watch.run.meta["model"]["output_activation"] == "softmax"
     assert SEQ == ids.shape[1]
+
+
+def test_steps_per_execution_still_gives_one_row_per_batch():
+    ids, mask, y = token_batches(n=192)
+    model = sequential(k=4)
+    model.compile(
+        optimizer="adam",
+        loss=k2.losses.SparseCategoricalCrossentropy(from_logits=True),
+        steps_per_execution=3,
+    )
+    watch = bertlab.Watch(verbose=False)
+    model.fit(ids, y, batch_size=32, epochs=2, shuffle=False, callbacks=[watch], verbose=0)
+    h = watch.history
+    assert list(h.step) == list(range(12)) and list(h.batch[:6]) == list(range(6))
+    labels = h[[f"label_count[{i}]" for i in range(4)]].to_numpy()[:6]
+    expected = [np.bincount(y[32 * b : 32 * (b + 1)], minlength=4) for b in range(6)]
+    np.testing.assert_array_equal(labels, expected)
+    assert watch.run.meta["model"]["steps_per_execution"] == 3
