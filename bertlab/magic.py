@@ -120,15 +120,33 @@ class _Magic:
         return bertlab.compare(*items, names=[Path(arg).stem for arg in rest])
 
 
+def _after_cell(result: Any) -> None:
+    """A cell that raised may have left a Keras fit without its on_train_end (Keras skips it
+    when a callback raises, e.g. a Ctrl-C): finish those Watches now (model restored, record
+    written). A PyTorch Watch outside ``with`` legitimately spans cells: only an error ends it."""
+    if getattr(result, "error_in_exec", None) is None:
+        return
+    from bertlab.probes.core import _TRAINING
+
+    for watch in list(_TRAINING):
+        if type(watch).__module__.startswith("bertlab.probes.keras"):
+            watch.abandon(f"the cell stopped: {type(result.error_in_exec).__name__}")
+
+
 def load_ipython_extension(shell: Any) -> None:
     """Register ``%bertlab`` and the exception-notes display (``%load_ext bertlab``)."""
     shell.register_magic_function(_Magic(shell), magic_kind="line", magic_name="bertlab")
+    shell.events.register("post_run_cell", _after_cell)
     if not getattr(shell, "custom_exceptions", ()):  # never replace a user's own handler
         shell.set_custom_exc((Exception,), _exception_handler)
 
 
 def unload_ipython_extension(shell: Any) -> None:
     """Undo ``load_ipython_extension`` (``%unload_ext bertlab``)."""
+    try:
+        shell.events.unregister("post_run_cell", _after_cell)
+    except ValueError:  # not registered
+        pass
     if getattr(shell, "custom_exceptions", ()) == (Exception,):
         shell.set_custom_exc((), None)
     try:

@@ -373,17 +373,55 @@ def test_flush_after_keyboard_interrupt_writes_every_recorded_step(tmp_path):
     watch.recorder.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Keras does not call on_train_end when another callback raises, and the Keras "
-    "Watch (bertlab/probes/keras) has no other hook that sees it: the record then holds only "
-    "what the last epoch end or timed write wrote",
-)
-def test_keyboard_interrupt_in_a_callback_leaves_the_record_flushed(tmp_path):
-    path = tmp_path / "interrupted.bertlab"
-    watch = interrupted_training(path)
+def test_keyboard_interrupt_in_a_notebook_cell_leaves_the_record_flushed(tmp_path):
+    """Keras skips on_train_end when another callback raises; with ``%load_ext bertlab`` the
+    end of the cell finishes the Watch: every step that ran is on disk, the model restored."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "bertlab")
+    try:
+        path = tmp_path / "interrupted.bertlab"
+        shell.user_ns.update(interrupted_training=interrupted_training, path=path)
+        shell.run_cell("watch = interrupted_training(path)\nraise KeyboardInterrupt")
+        watch = shell.user_ns["watch"]
+    finally:
+        shell.run_line_magic("unload_ext", "bertlab")
+        InteractiveShell.clear_instance()
     run = bertlab.load(path)
-    assert 32 < run.steps == watch.run.steps
+    assert run.steps == watch.run.steps == 45
+    assert not watch._instrument.installed  # train_step & co. are the model's own again
+    assert run.meta.get("error", "").startswith("the cell stopped")
+
+
+def test_keyboard_interrupt_in_a_script_leaves_the_record_flushed(tmp_path):
+    """The same Ctrl-C left uncaught in a plain script: the record is written at exit."""
+    path = tmp_path / "script.bertlab"
+    script = tmp_path / "train.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import sys
+            sys.path.insert(0, {str(Path(__file__).parent)!r})
+            from test_record import interrupted_training_uncaught
+            interrupted_training_uncaught({str(path)!r})
+            """
+        )
+    )
+    env = dict(os.environ, OMP_NUM_THREADS="1", TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert proc.returncode != 0 and "KeyboardInterrupt" in proc.stderr
+    run = bertlab.load(path)
+    assert run.steps == 45 and run.meta["error"] == "the process exited while training"
+
+
+def interrupted_training_uncaught(path):
+    x, y, _ = token_data(n=256)
+    model = compile_softmax_model()
+    watch = bertlab.Watch(verbose=False, path=path, flush_every_s=3600)  # no timed writes
+    model.fit(x, y, batch_size=8, epochs=3, callbacks=[watch, Interrupt()], verbose=0)
 
 
 # --------------------------------------------------------------------------- API

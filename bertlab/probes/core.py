@@ -9,9 +9,11 @@ saving, reporting a fault in bertlab once and going on. Framework-free: no Keras
 
 from __future__ import annotations
 
+import atexit
 import math
 import time
 import warnings
+import weakref
 from typing import Any
 
 import numpy as np
@@ -34,6 +36,23 @@ EVAL_BUDGET = 0.02
 #: Steps the live rules look back over (the rows copied out of the store per evaluation).
 RULE_WINDOW = 1024
 ALL_PHASES = ("preflight", "live", "epoch")
+
+#: Watches whose training has started and not ended. Keras skips ``on_train_end`` when another
+#: callback raises (a Ctrl-C, an error), and a PyTorch loop may die outside ``with``: these are
+#: finished when the cell ends (``%load_ext bertlab``) or the process exits, so that the model is
+#: restored and the record holds every step that ran.
+_TRAINING: weakref.WeakSet = weakref.WeakSet()
+
+
+def finish_abandoned(reason: str) -> int:
+    """Finish every Watch still training (see ``_TRAINING``); returns how many there were."""
+    watches = list(_TRAINING)
+    for watch in watches:
+        watch.abandon(reason)
+    return len(watches)
+
+
+atexit.register(finish_abandoned, "the process exited while training")
 
 
 class WatchCore:
@@ -159,6 +178,32 @@ class WatchCore:
         except Exception as exc:  # noqa: BLE001 - no widgets: findings still print/record
             self.verbose = True
             self._say(f"the live dashboard could not be shown ({type(exc).__name__}: {exc})")
+
+    # ------------------------------------------------------------------ training state
+    def _training(self, running: bool) -> None:
+        """Mark this Watch as in the middle of training (or not) for ``finish_abandoned``."""
+        if running:
+            _TRAINING.add(self)
+        else:
+            _TRAINING.discard(self)
+
+    def abandon(self, reason: str) -> None:
+        """Training stopped without telling this Watch (an exception elsewhere, the process
+        exiting): read what was recorded, restore what was hooked, end the run, write it."""
+        _TRAINING.discard(self)
+        try:
+            self.run.meta.setdefault("error", reason)
+            self._collect()
+            self._evaluate(ALL_PHASES)
+        except Exception as exc:  # noqa: BLE001 - never raise from a clean-up
+            self._fault("finishing an interrupted run", exc)
+        finally:
+            self.detach()
+            self.run.end()
+            self._flush_record()
+
+    def _collect(self) -> None:
+        """Read the probe's recorded rows into the run (each probe implements it)."""
 
     # ------------------------------------------------------------------ faults and notes
     def detach(self) -> None:

@@ -168,6 +168,7 @@ class Watch(keras.callbacks.Callback, WatchCore):
         self._eval_clock = time.perf_counter()
         self._show()
         self.run.begin(facts)
+        self._training(True)
         self._evaluate(("preflight", "live"))
         self._t0 = time.perf_counter()
         if not legacy and keras.backend.backend() != "tensorflow":
@@ -272,6 +273,7 @@ class Watch(keras.callbacks.Callback, WatchCore):
         self._finish()
 
     def _finish(self) -> None:
+        self._training(False)
         self.detach()
         model = self.model
         if getattr(model, "__dict__", {}).get("_bertlab_instrument") is self._instrument:

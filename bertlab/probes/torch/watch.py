@@ -145,6 +145,7 @@ class Watch(WatchCore):
             self.run.meta["params_outside_optimizer"] = unoptimized
         if active:
             self.run.begin(facts)
+            self._training(True)
             self._evaluate(("preflight",))
         self._instrument = Instrument(
             model, optimizer, loss_fn, facts, self._fault, self._after_step, self._train_forward
@@ -191,6 +192,7 @@ class Watch(WatchCore):
         if self._closed:
             return
         self._closed = True
+        self._training(False)
         if not self.active or self._broken:
             self.detach()
             return
