@@ -50,9 +50,10 @@ def load(path) -> Run:
     return Run.load(path)
 
 
-def follow(path, interval_s: float = 0.5, stale_s: float = 15.0) -> Run:
+def follow(path, interval_s: float = 0.5, stale_s: float = 15.0) -> Any:
     """A ``Run`` that keeps reading a record another process writes (``Watch(path=...)``);
-    see ``bertlab.following``. ``run.stop_following()`` ends it."""
+    see ``bertlab.following``. ``run.stop_following()`` ends it. A folder gives its records
+    side by side (one per rank with ``rank="all"``), as a comparison of followed runs."""
     from bertlab.following import follow as follow_run
 
     return follow_run(path, interval_s=interval_s, stale_s=stale_s)

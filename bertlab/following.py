@@ -273,13 +273,15 @@ def _arrays(record: dict[str, Any]) -> dict[str, Any]:
     return {k: np.asarray(v) if isinstance(v, list) else v for k, v in record.items()}
 
 
-def follow(path: str | os.PathLike, interval_s: float = 0.5, stale_s: float = 15.0) -> Run:
+def follow(path: str | os.PathLike, interval_s: float = 0.5, stale_s: float = 15.0) -> Any:
     """Follow a run record that another process writes (``Watch(path=...)``).
 
     Parameters
     ----------
     path
-        The record; it may not exist yet.
+        The record; it may not exist yet. A folder follows every record in it side by side
+        (one file per rank with ``Watch(path=..., rank="all")``): a ``bertlab.compare`` of the
+        followed runs, named after their files.
     interval_s
         Seconds between two reads of the file by the background thread.
     stale_s
@@ -289,6 +291,18 @@ def follow(path: str | os.PathLike, interval_s: float = 0.5, stale_s: float = 15
     Returns
     -------
     FollowedRun
-        A ``Run`` that grows as the file does; ``run.stop_following()`` ends the reading.
+        A ``Run`` that grows as the file does; ``run.stop_following()`` ends the reading. For a
+        folder, the ``Comparison`` of its followed runs (``.sources``).
     """
+    if os.path.isdir(path):
+        files = sorted(Path(path).glob("*.bertlab"))
+        if not files:
+            raise FileNotFoundError(
+                f"{path}: no .bertlab record in this folder yet; follow a record's path instead "
+                "(it may not exist yet) or call again once training has started"
+            )
+        from bertlab.views.compare import compare
+
+        runs = [FollowedRun(f, interval_s=interval_s, stale_s=stale_s) for f in files]
+        return compare(*runs, names=[f.stem for f in files], title=f"{Path(path).name}/")
     return FollowedRun(path, interval_s=interval_s, stale_s=stale_s)

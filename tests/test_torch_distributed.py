@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -76,3 +77,25 @@ def test_a_rank_that_stops_early_leaves_no_deadlock(tmp_path):
     np.testing.assert_array_equal(result["label_count"][:4], result["true_label_count"][:4])
     assert result["batch_size"] == [32.0] * 4 + [16.0] * 2
     assert any("from step 4 on" in note for note in result["notes"])
+
+
+def test_every_rank_writes_its_record_and_a_folder_follows_them_side_by_side(tmp_path):
+    import bertlab
+
+    _torchrun("all", tmp_path)
+    comparison = bertlab.follow(tmp_path)
+    try:
+        assert comparison.names == ["exp.rank0", "exp.rank1"]
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(r.steps < 6 for r in comparison.sources):
+            time.sleep(0.2)
+        assert [r.steps for r in comparison.sources] == [6, 6]
+        counts = [
+            r.history[[f"label_count[{c}]" for c in range(4)]].to_numpy().sum(1)
+            for r in comparison.sources
+        ]
+        assert (counts[0] == 16).all() and (counts[1] == 16).all()  # each rank: its own shard
+    finally:
+        for run in comparison.sources:
+            run.stop_following()
+        comparison.close()

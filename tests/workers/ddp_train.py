@@ -30,7 +30,7 @@ def main(mode: str, out: str) -> None:
     torch.set_num_threads(1)
     model, opt = model_and_optimizer(dropout=0.0)
     loss_fn = torch.nn.CrossEntropyLoss()
-    if mode == "accelerate":
+    if mode == "accelerate":  # (mode "all": DDP, every rank writing its own record)
         from accelerate import Accelerator
 
         accelerator = Accelerator(cpu=True)
@@ -42,7 +42,8 @@ def main(mode: str, out: str) -> None:
         backward = torch.Tensor.backward
     rank, world = dist.get_rank(), dist.get_world_size()
     ids, mask, y = tensors(n=B * world * STEPS)
-    watch = bertlab.torch.Watch(wrapped, opt, loss_fn, verbose=False, dashboard=False)
+    per_rank = {"rank": "all", "path": Path(out) / "exp.bertlab"} if mode == "all" else {}
+    watch = bertlab.torch.Watch(wrapped, opt, loss_fn, verbose=False, dashboard=False, **per_rank)
     norms, counts = [], []
     steps = STEPS - 2 if mode == "uneven" and rank == 1 else STEPS
     if mode == "uneven":  # rank 1 runs out of data first; DDP's Join shadows its collectives
@@ -73,7 +74,7 @@ def main(mode: str, out: str) -> None:
             "notes": watch.run.meta["notes"],
         }
         (Path(out) / "result.json").write_text(json.dumps(result))
-    else:
+    elif mode != "all":
         assert watch.run.steps == 0  # only rank 0 records
     dist.barrier()
     dist.destroy_process_group()
