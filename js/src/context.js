@@ -74,3 +74,32 @@ export function uniqueNames(names) {
     return k ? `${n} (${k + 1})` : n;
   });
 }
+
+/** Longest axis label of a layer name (longer names keep their last path segments). */
+export const MAX_LABEL = 40;
+
+/**
+ * Short, unique labels for layer names (`bert.encoder.layer.3.attention.output.dense`): the
+ * leading path segments (split after `.`, `/` or `:`) that every name shares are dropped, and a
+ * name still longer than `max` keeps its last segments behind "…" (the layer index and the
+ * sublayer are at the end). The full names go in the hover text.
+ * @param {string[]} names
+ * @returns {{labels: string[], prefix: string}} labels in the same order, and what was dropped
+ */
+export function shortenNames(names, max = MAX_LABEL) {
+  const parts = names.map((n) => String(n).split(/(?<=[./:])/));
+  let k = 0;
+  if (parts.length > 1) {
+    const keep = Math.min(...parts.map((p) => p.length)) - 1; // every name keeps a segment
+    while (k < keep && parts.every((p) => p[k] === parts[0][k])) k++;
+  }
+  const labels = parts.map((p) => {
+    const rest = p.slice(k);
+    const whole = rest.join("");
+    if (whole.length <= max) return whole;
+    let tail = "";
+    for (let i = rest.length - 1; i >= 0 && tail.length + rest[i].length < max; i--) tail = rest[i] + tail;
+    return `…${tail || whole.slice(1 - max)}`;
+  });
+  return { labels: uniqueNames(labels), prefix: k ? parts[0].slice(0, k).join("") : "" };
+}

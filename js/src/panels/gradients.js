@@ -1,11 +1,13 @@
 /**
  * Gradients panel: the global gradient norm (log scale) with steps that had non-finite, all-zero
  * or missing gradients marked, the per-layer norms as a layers x steps heatmap (log10 colour),
- * and the latest per-layer norms side by side (vanishing vs exploding at a glance).
+ * and the latest per-layer norms as horizontal bars, one labelled row per layer (vanishing vs
+ * exploding at a glance). Layer names are shortened on the axes (`shortenNames`), whole in the
+ * hover text; the bar chart grows with the layer count so no two labels share a row.
  */
 
 import { baseLayout, COLORS, LOG_TICKS, plotlyText } from "../chart.js";
-import { uniqueNames } from "../context.js";
+import { shortenNames } from "../context.js";
 import { Panel } from "../panel.js";
 import { bucketColumns, log10Matrix, recentMean, slice } from "../series.js";
 import { MARKER_AXIS } from "./overview.js";
@@ -59,16 +61,17 @@ export function buildLayerHeatmap(ctx) {
   if (!cols) return { empty: "per-layer gradient norms not recorded" };
   if (!ctx.n) return { empty: "no step yet" };
   const { x, z } = bucketColumns(ctx.col("step"), cols, HEATMAP_COLUMNS);
-  const names = uniqueNames(ctx.labels("grad_layer_norm")).map(plotlyText);
+  const { labels, full } = layerNames(ctx);
   const traces = [
     {
       type: "heatmap",
       x,
-      y: names,
+      y: labels,
       z: log10Matrix(z),
+      customdata: full.map((name) => x.map(() => name)),
       colorscale: "Viridis",
       colorbar: { title: { text: "log10", side: "right" }, thickness: 10, len: 0.9 },
-      hovertemplate: "%{y}<br>step %{x:.0f}<br>log10 norm %{z:.2f}<extra></extra>",
+      hovertemplate: "%{customdata}<br>step %{x:.0f}<br>log10 norm %{z:.2f}<extra></extra>",
       hoverongaps: false,
     },
   ];
@@ -78,28 +81,58 @@ export function buildLayerHeatmap(ctx) {
   return { traces, layout };
 }
 
-/** Mean norm of each layer over its last rows, as horizontal bars on a log axis. */
+/** Axis labels (short, escaped), full names (escaped, for hover) and the dropped prefix. */
+export function layerNames(ctx) {
+  const raw = ctx.labels("grad_layer_norm");
+  const { labels, prefix } = shortenNames(raw);
+  return { labels: labels.map(plotlyText), full: raw.map(plotlyText), prefix };
+}
+
+/** Pixels per layer row of the bar chart (tick font 10 px: labels never touch). */
+export const BAR_ROW_PX = 15;
+/** Bar chart box height besides its rows: chart title, value axis on top, margins. */
+export const BAR_EXTRA_PX = 100;
+const TICK_FONT = 10;
+
+/** Mean norm of each layer over its last rows: horizontal bars on a log axis, every layer labelled. */
 export function buildLatest(ctx) {
   const cols = ctx.vec("grad_layer_norm");
   if (!cols) return { empty: "per-layer gradient norms not recorded" };
   if (!ctx.n) return { empty: "no step yet" };
   const values = cols.map((c) => recentMean(c, 20));
-  const names = uniqueNames(ctx.labels("grad_layer_norm")).map(plotlyText);
+  const { labels, full } = layerNames(ctx);
   const traces = [
     {
       type: "bar",
       orientation: "h",
       x: values.map((v) => (v > 0 ? v : null)),
-      y: names,
+      y: labels,
+      customdata: full,
       marker: { color: values.map((v) => (v > 0 ? COLORS.loss : COLORS.bad)) },
-      hovertemplate: "%{y}: %{x:.3g}<extra></extra>",
+      hovertemplate: "%{customdata}: %{x:.3g}<extra></extra>",
     },
   ];
   const layout = baseLayout(ctx, { xtitle: "mean norm, last 20 rows", stepAxis: false, legend: false });
-  layout.xaxis = { ...layout.xaxis, type: "log", ...LOG_TICKS };
-  layout.yaxis = { ...layout.yaxis, type: "category", autorange: "reversed", title: { text: "" } };
-  layout.margin = { ...layout.margin, l: 8 };
+  // the value axis on top: with a hundred layers the bottom of the chart is a scroll away
+  layout.xaxis = { ...layout.xaxis, type: "log", side: "top", ...LOG_TICKS };
+  layout.yaxis = {
+    ...layout.yaxis,
+    type: "category",
+    autorange: "reversed",
+    title: { text: "" },
+    tickmode: "linear",
+    tick0: 0,
+    dtick: 1, // every layer its own label (the box height gives each one a row)
+    tickfont: { size: TICK_FONT },
+  };
+  layout.margin = { ...layout.margin, l: 8, t: 8, b: 8 };
   return { traces, layout };
+}
+
+/** Bar chart box height: BAR_ROW_PX per layer (no cap: the panel scrolls), at least 195 px. */
+export function layerBarsHeight(ctx) {
+  const layers = ctx.store?.index.get("grad_layer_norm")?.width ?? 0;
+  return Math.max(195, BAR_EXTRA_PX + BAR_ROW_PX * layers);
 }
 
 /** Heatmap box height: room for ~14 px per layer name, between 240 and 520 px. */
@@ -108,17 +141,31 @@ export function layerRowsHeight(ctx) {
   return Math.max(240, Math.min(520, 90 + 14 * layers));
 }
 
+/** " · names after bert." when the layer names share a leading path. */
+function afterPrefix(ctx) {
+  const { prefix } = shortenNames(ctx.labels("grad_layer_norm"));
+  return prefix ? ` · names after ${prefix}` : "";
+}
+
+// Bounded charts first (the panel's first screen looks alike for 3 and 300 layers), then the
+// bar chart whose height grows with the layer count.
 export function gradientSpecs() {
   return [
-    { name: "grad_norm", title: "Global gradient norm", build: buildGradNorm, series: gradSeries },
-    { name: "grad_latest", title: "Per-layer gradient norm now", build: buildLatest },
+    { name: "grad_norm", title: "Global gradient norm", wide: true, build: buildGradNorm, series: gradSeries },
     {
       name: "grad_layers",
-      title: "Per-layer gradient norm over steps (log10)",
+      title: (ctx) => `Per-layer gradient norm over steps (log10)${afterPrefix(ctx)}`,
       wide: true,
       tall: true,
       height: layerRowsHeight,
       build: buildLayerHeatmap,
+    },
+    {
+      name: "grad_latest",
+      title: (ctx) => `Per-layer gradient norm now${afterPrefix(ctx)}`,
+      wide: true,
+      height: layerBarsHeight,
+      build: buildLatest,
     },
   ];
 }
