@@ -1,6 +1,8 @@
 /**
  * The findings sidebar: every finding Python raised (live first in Python's display order,
- * resolved ones greyed at the bottom). Clicking one selects it: the dashboard switches to its
+ * resolved ones greyed at the bottom). A live finding whose `cause` is another live finding is
+ * a symptom: it is drawn inside its cause's `.bertlab-finding-group`, indented under it, so the
+ * root cause comes first (see `findingTree`). Clicking one selects it: the dashboard switches to its
  * panel and shades its steps, and the sidebar shows `.bertlab-finding-detail` under it with the
  * explanation and the fix (in a <pre>, with a copy button).
  *
@@ -15,6 +17,43 @@ const SEVERITIES = new Set(Object.keys(ICONS));
 export function orderFindings(findings) {
   const list = (findings || []).filter((f) => f && typeof f === "object");
   return [...list.filter((f) => f.status !== "resolved"), ...list.filter((f) => f.status === "resolved")];
+}
+
+/**
+ * The findings as a forest, in display order: `[{finding, symptoms: [node, ...]}, ...]`. A live
+ * finding goes under the live finding its `cause` names (chains nest deeper); one whose cause is
+ * absent, resolved or itself stays at the top level, as do resolved findings (and, of findings
+ * whose causes go round a loop, the first one in order). Every finding appears exactly once; siblings keep their order.
+ * @param {object[]} findings
+ */
+export function findingTree(findings) {
+  const list = orderFindings(findings);
+  const live = new Map();
+  for (const f of list) if (f.status !== "resolved" && !live.has(f.code)) live.set(f.code, f);
+  const linked = (f) => (f.status !== "resolved" && f.cause != null && f.cause !== f.code ? live.get(f.cause) : undefined);
+  // cause loops (a -> b -> a) have no root: the loop's first finding in order becomes one
+  const rank = new Map(list.map((f, i) => [f, i]));
+  const cut = new Set();
+  for (const f of list) {
+    const path = [];
+    let p = f;
+    while (p && !path.includes(p) && !cut.has(p)) {
+      path.push(p);
+      p = linked(p);
+    }
+    if (p && path.includes(p) && !cut.has(p)) {
+      const loop = path.slice(path.indexOf(p));
+      cut.add(loop.reduce((x, y) => (rank.get(y) < rank.get(x) ? y : x)));
+    }
+  }
+  const parentOf = (f) => (cut.has(f) ? undefined : linked(f));
+  const nodes = new Map(list.map((f) => [f, { finding: f, symptoms: [] }]));
+  const roots = [];
+  for (const f of list) {
+    const parent = parentOf(f);
+    (parent ? nodes.get(parent).symptoms : roots).push(nodes.get(f));
+  }
+  return roots;
 }
 
 /** A finding's severity as one of error/warning/info. */
@@ -95,7 +134,7 @@ export class Sidebar {
     this.findings = orderFindings(findings);
     const live = this.findings.filter((f) => f.status !== "resolved").length;
     this.count.textContent = this.findings.length ? `${live} live` + (this.findings.length > live ? `, ${this.findings.length - live} resolved` : "") : "";
-    this.list.replaceChildren(...this.findings.map((f) => this._item(f)));
+    this.list.replaceChildren(...findingTree(this.findings).map((node) => this._node(node)));
     this.empty.hidden = this.findings.length > 0;
     this.empty.textContent =
       status === "running" ? "Nothing wrong so far." : status === "waiting" ? "Findings appear here while training runs." : "No findings: nothing looked wrong.";
@@ -105,6 +144,20 @@ export class Sidebar {
       this._showDetail(still);
       this.onSelect(still, false); // its steps may have moved: refresh the shading only
     } else if (this.selected) this.select(null, false);
+  }
+
+  /** A finding alone, or a `.bertlab-finding-group`: the cause, then its symptoms indented. */
+  _node({ finding, symptoms }) {
+    const item = this._item(finding);
+    if (!symptoms.length) return item;
+    const group = h(this.doc, "div", "bertlab-finding-group");
+    group.dataset.code = item.dataset.code;
+    const under = h(this.doc, "div", "bertlab-symptoms");
+    under.setAttribute("role", "group");
+    under.setAttribute("aria-label", `caused by ${finding.code}`);
+    under.append(...symptoms.map((n) => this._node(n)));
+    group.append(item, under);
+    return group;
   }
 
   _item(f) {
