@@ -11,12 +11,17 @@ News and says so. Edit the cells here, then regenerate:
     .venv/bin/python scripts/make_notebooks.py --strip    # drop widget state from saved ones
 
 ``tests/test_notebooks.py`` executes every notebook in the reduced mode
-(``BERTLAB_NOTEBOOK_SCALE`` < 1) and checks its final ``FINDINGS:`` lines.
+(``BERTLAB_NOTEBOOK_SCALE`` < 1) and checks its final ``FINDINGS:`` lines. The notebooks of
+``notebook_cells_legacy.py`` (Keras 2 ``tf_keras`` + transformers 4's TF models) run in the
+legacy environment instead, where ``tests/legacy/test_legacy_notebook.py`` executes them:
+
+    .venv-legacy/bin/python scripts/make_notebooks.py --execute big_five_tf_keras.ipynb
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 import textwrap
@@ -28,14 +33,25 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from notebook_cells import ALL  # noqa: E402
+from notebook_cells import ALL as MAIN  # noqa: E402
+from notebook_cells_legacy import LEGACY  # noqa: E402
+
+#: Every notebook; the LEGACY ones run on Keras 2 + transformers 4 (``.venv-legacy``).
+ALL = {**MAIN, **LEGACY}
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 
 # TensorFlow's start-up chatter on stderr (absl/CUDA probing, tf.function retracing hints):
 # not worth keeping in the saved outputs that readers see on GitHub.
-NOISE = ("absl::InitializeLog", "cudart_stub", "cuda_platform", "cuInit", "triggered tf.function")
+NOISE = (
+    "absl::InitializeLog",
+    "cudart_stub",
+    "cuda_platform",
+    "cuInit",
+    "triggered tf.function",
+    "oneDNN",
+)
 
 
 def build(cells: list[tuple[str, str]]) -> nbformat.NotebookNode:
@@ -118,6 +134,11 @@ def main(argv=None) -> int:
         if args.names and name not in args.names:
             continue
         nb = build(cells)
+        legacy = name in LEGACY
+        if args.execute and legacy != (importlib.util.find_spec("tf_keras") is not None):
+            where = ".venv-legacy/bin/python" if legacy else ".venv/bin/python"
+            print(f"not run here: {name} (run it with {where})", file=sys.stderr)
+            continue
         if args.execute:
             from nbclient import NotebookClient
 
