@@ -76,7 +76,7 @@ export function uniqueNames(names) {
 }
 
 /** Longest axis label of a layer name (longer names keep their last path segments). */
-export const MAX_LABEL = 40;
+export const MAX_LABEL = 48; // a BERT's longest, bert.encoder.layer.11.attention.output.LayerNorm
 
 /**
  * Short, unique labels for layer names (`bert.encoder.layer.3.attention.output.dense`): the

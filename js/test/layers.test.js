@@ -7,11 +7,11 @@ import { encode, makeMeta, makeRows } from "./fixtures.js";
 const KERAS = ["sequential/embedding", "sequential/conv1d", "sequential/dense"];
 
 /** A BERT's gradient groups as PyTorch / HF name them: 101 long names. */
-function hfNames(blocks = 12) {
-  const names = ["bert.embeddings.word_embeddings", "bert.embeddings.position_embeddings", "bert.embeddings.LayerNorm"];
+function hfNames(blocks = 12, model = "bert") {
+  const names = [`${model}.embeddings.word_embeddings`, `${model}.embeddings.position_embeddings`, `${model}.embeddings.LayerNorm`];
   const sub = ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense", "attention.output.LayerNorm", "intermediate.dense", "output.dense", "output.LayerNorm"];
-  for (let b = 0; b < blocks; b++) for (const s of sub) names.push(`bert.encoder.layer.${b}.${s}`);
-  names.push("bert.pooler.dense", "classifier");
+  for (let b = 0; b < blocks; b++) for (const s of sub) names.push(`${model}.encoder.layer.${b}.${s}`);
+  names.push(`${model}.pooler.dense`, "classifier");
   return names;
 }
 
@@ -53,14 +53,17 @@ describe("layer names on the gradient charts", () => {
     expect(shortenNames(["a.b", "a.b.c"]).labels).toEqual(["b", "b.c"]);
   });
 
-  it("shortens 101 PyTorch / HF names to unique tails, every one on its own row", () => {
+  it("101 PyTorch / HF names: a BERT's fit whole, longer ones keep their tail; one row each", () => {
     const names = hfNames();
     const { labels, prefix } = shortenNames(names);
     expect(prefix).toBe(""); // `classifier` shares nothing
-    expect(labels[0]).toBe("bert.embeddings.word_embeddings");
-    expect(labels).toContain("…layer.11.attention.output.LayerNorm");
-    expect(labels.at(-1)).toBe("classifier");
+    expect(labels).toEqual(names);
     checkBars(names);
+    const roberta = shortenNames(hfNames(12, "roberta.base_model")).labels;
+    expect(roberta[0]).toBe("roberta.base_model.embeddings.word_embeddings");
+    expect(roberta).toContain("…encoder.layer.11.attention.output.LayerNorm");
+    expect(roberta.at(-1)).toBe("classifier");
+    checkBars(hfNames(12, "roberta.base_model"));
     // without the classifier, `bert.` is shared and dropped
     expect(shortenNames(names.slice(0, -1)).labels[3]).toBe("encoder.layer.0.attention.self.query");
   });
