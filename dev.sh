@@ -6,7 +6,7 @@
 #   ./dev.sh test [args]   the whole test suite (pytest args may follow: then only the main
 #                          environment's pytest gets them), then the legacy route's tests
 #                          (tests/legacy, in .venv-legacy); both must pass
-#   ./dev.sh test-legacy [args]   only the legacy route's tests (pytest args may follow)
+#   ./dev.sh test-legacy [args]   only the legacy route's tests (pytest options may follow)
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV=.venv
@@ -101,7 +101,7 @@ case "$cmd" in
     setup
     setup_legacy
     export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
-    exec "$LEGACY_PY" -m pytest "${@:-tests/legacy}"
+    exec "$LEGACY_PY" -m pytest tests/legacy "$@"
     ;;
   *)
     echo "usage: ./dev.sh demo|test|test-legacy [args]" >&2

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras as k2
-from conftest import SEQ, VOCAB, functional, sequential, token_batches
 
 import bertlab
 from bertlab import reference
 from bertlab.probes.keras.legacy import variable_name
+
+from .keras2 import SEQ, VOCAB, functional, sequential, token_batches
 
 B = 32
 
