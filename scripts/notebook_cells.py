@@ -752,13 +752,6 @@ TORCH_QUICK = (
     "steps for the fixed run; the broken run keeps the steps its findings need."
 )
 
-BUG_NOTE = (
-    "*A bertlab bug to know about:* when not a single tag is predicted in the last 30 steps, "
-    "`class-imbalance` stays at *info* and its evidence says 'the model predicts the rare "
-    "classes too', which is wrong: it takes 'no positive prediction at all' for 'nothing to "
-    "judge'. The `multilabel-collapse` evidence (every tag never positive) is the one to read."
-)
-
 #: Per-tag scores without scikit-learn: ROC AUC from ranks (Mann-Whitney), F1 at a threshold.
 TAG_METRICS = """
 def auc(y, s):
@@ -901,7 +894,7 @@ TAGS_PYTORCH = [
         "exactly the share of negatives, the exact match the share of articles without tags, "
         "and they cannot move. (The stand-in's numbers are not the forum's 60 %; the shape of "
         "the failure is.) The learning rate is a normal fine-tuning rate: this is the "
-        "imbalance, not the optimizer.\n\n" + BUG_NOTE,
+        "imbalance, not the optimizer.",
     ),
     (
         "md",
@@ -1056,15 +1049,16 @@ TRAINER_HF = [
         "md",
         "As in the plain loop: the loss falls to the level of predicting each tag's frequency "
         "and stays there, and no tag's probability ever reaches 0.5, so `macro_f1` is 0 while "
-        "the AUC shows the scores do carry some signal.\n\n" + BUG_NOTE,
+        "the AUC shows the scores do carry some signal.",
     ),
     (
         "md",
         "## 3. The fix\n\nWeight each tag's positives by negatives / positives (counted on the "
         "whole training set). The model's built-in loss takes no weights, so a three-line "
         "subclass computes `BCEWithLogitsLoss(pos_weight=...)` in `forward`. (The Trainer's "
-        "`compute_loss_func=` would do it too, but then the Trainer keeps `labels` from the "
-        "model, and a Watch reading them from the model's `labels=` argument sees none.)",
+        "`compute_loss_func=` does it too; `bertlab.hf.Watch` then reads the labels and the "
+        "loss from the Trainer's `compute_loss`, since the Trainer no longer passes them to "
+        "the model.)",
     ),
     (
         "code",
