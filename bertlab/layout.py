@@ -142,49 +142,6 @@ COMBINE: dict[str, str] = {
 
 #: Histogram edges used when the loss reads the outputs as probabilities (20 bins on [0, 1]).
 PROB_EDGES: tuple[float, ...] = tuple(i / 20 for i in range(21))
-#: Optional scalar channels a probe may add after ``SCALARS`` (``Layout.extras``): facts that
-#: only some frameworks have (a PyTorch loop chooses train/eval mode and zeroes gradients itself).
-EXTRAS: tuple[str, ...] = ("train_mode", "grad_stale", "micro_batches")
-
-#: How the rows of several micro-batches merge into the row of one optimizer step (gradient
-#: accumulation): summed counts, extremes, or means weighted by the micro-batch sizes. Channels
-#: not named here (gradients, learning rate, bookkeeping) are measured once per optimizer step.
-COMBINE: dict[str, str] = {
-    **dict.fromkeys(
-        (
-            "batch_size",
-            "out_nonfinite",
-            "label_nonint",
-            "label_out_of_range",
-            "input_nonfinite",
-            "out_hist",
-            "pred_count",
-            "label_count",
-            "len_hist",
-        ),
-        "sum",
-    ),
-    **dict.fromkeys(("out_min", "label_min", "tok_min"), "min"),
-    **dict.fromkeys(("out_max", "label_max", "tok_max", "len_max", "loss_nonfinite"), "max"),
-    **dict.fromkeys(
-        (
-            "loss",
-            "out_rowsum_dev",
-            "out_unit_share",
-            "prob_max",
-            "prob_entropy",
-            "out_mean",
-            "label_onehot_share",
-            "label_multihot_share",
-            "pad_share",
-            "len_mean",
-            "full_share",
-            "unk_share",
-        ),
-        "mean",
-    ),
-}
-
 #: Histogram edges used when the loss reads the outputs as logits: 40 unit bins on [-20, 20]
 #: (a logit of 20 already means p > 0.999999998; larger values land in the last bin).
 LOGIT_EDGES: tuple[float, ...] = tuple(float(i) for i in range(-20, 21))
