@@ -8,10 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch_training import tensors
+from torch_training import tensors, tiny_hf_bert
 from transformers import (
-    BertConfig,
-    BertForSequenceClassification,
     Trainer,
     TrainerCallback,
     TrainingArguments,
@@ -41,18 +39,6 @@ class Logged(TrainerCallback):
         self.logs.append((state.global_step, dict(logs or {})))
 
 
-def _config():
-    return BertConfig(
-        vocab_size=300,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=32,
-        num_labels=4,
-    )
-
-
 def _args(tmp_path, epochs=2, accumulation=1, **extra):
     return TrainingArguments(
         output_dir=str(tmp_path),
@@ -79,8 +65,7 @@ def _train(tmp_path, callbacks, accumulation=1, epochs=2):
         Batches(ids[:192], mask[:192], y[:192]),
         Batches(ids[192:], mask[192:], y[192:]),
     )
-    torch.manual_seed(0)
-    model = BertForSequenceClassification(_config())
+    model = tiny_hf_bert()
     trainer = Trainer(
         model=model,
         args=_args(tmp_path, epochs, accumulation),
@@ -140,8 +125,7 @@ def test_labels_the_trainer_keeps_from_the_model_are_still_seen(tmp_path, settin
     model: the callback still records them and the loss the Trainer computed."""
     watch = bertlab.hf.Watch(verbose=False, dashboard=False)
     ids, mask, y = tensors(n=128)
-    torch.manual_seed(0)
-    model = BertForSequenceClassification(_config())
+    model = tiny_hf_bert()
     args = _args(
         tmp_path, epochs=1, **{k: v for k, v in setting.items() if k != "compute_loss_func"}
     )

@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import embedding_classifier
 from torch import nn
-from torch_training import MeanPool, model_and_optimizer, tensors, train_loop
+from torch_training import MeanPool, model_and_optimizer, tensors, tiny_hf_bert, train_loop
 from training import bert_inputs, fit_watched, sparse_ce, tiny_bert, token_data
 
 import bertlab.torch
@@ -80,19 +80,7 @@ def test_double_sigmoid_on_keras_keeps_the_keras_fix():
 
 def test_high_learning_rate_on_hugging_face_shows_adamw_warmup_and_trainer_arguments():
     """A from-scratch learning rate (1e-2) on a small BertForSequenceClassification."""
-    from transformers import BertConfig, BertForSequenceClassification
-
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=300,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=32,
-        num_labels=4,
-    )
-    model = BertForSequenceClassification(config)
+    model = tiny_hf_bert()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     ids, mask, y = tensors(n=192)
     with bertlab.torch.Watch(model, opt, verbose=False) as watch:

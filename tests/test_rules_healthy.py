@@ -179,22 +179,11 @@ def _torch_hf_bert_accumulation():
     import warnings
 
     import torch
-    from torch_training import tensors
-    from transformers import BertConfig, BertForSequenceClassification
+    from torch_training import tensors, tiny_hf_bert
 
     import bertlab.torch
 
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=300,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=16,
-        num_labels=4,
-    )
-    model = BertForSequenceClassification(config)
+    model = tiny_hf_bert(max_positions=16)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     ids, mask, y = tensors(n=384)
     watch = bertlab.torch.Watch(model, optimizer, verbose=False)

@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from torch_training import model_and_optimizer, tensors, train_loop
+from torch_training import model_and_optimizer, tensors, tiny_hf_bert, train_loop
 
 import bertlab
 import bertlab.torch
@@ -163,19 +163,7 @@ def test_a_fault_in_bertlab_is_reported_once_and_training_goes_on(monkeypatch):
 
 
 def test_hugging_face_model_with_labels_argument():
-    from transformers import BertConfig, BertForSequenceClassification
-
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=300,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=32,
-        num_labels=4,
-    )
-    model = BertForSequenceClassification(config)
+    model = tiny_hf_bert()
     opt = torch.optim.AdamW(model.parameters(), lr=5e-4)
     ids, mask, y = tensors(n=96)
     losses = []
@@ -218,19 +206,7 @@ def test_a_failing_step_is_diagnosed_and_the_exception_carries_the_cause():
 
 
 def test_token_ids_beyond_the_vocabulary_in_a_hugging_face_model():
-    from transformers import BertConfig, BertForSequenceClassification
-
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=300,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=32,
-        num_labels=4,
-    )
-    model = BertForSequenceClassification(config)
+    model = tiny_hf_bert()
     opt = torch.optim.AdamW(model.parameters(), lr=5e-5)
     ids, mask, y = tensors(n=32)
     ids[3, 2] = 30522  # a bert-base-uncased id fed to a 300-token vocabulary

@@ -100,4 +100,31 @@ def live_codes(watch, severities=("error", "warning")) -> set[str]:
     return {f.code for f in watch.findings if f.severity in severities}
 
 
-__all__ = ["MeanPool", "SEQ", "live_codes", "model_and_optimizer", "np", "tensors", "train_loop"]
+def tiny_hf_bert(num_labels: int = 4, seed: int = 0, max_positions: int = 32):
+    """A 1-layer Hugging Face ``BertForSequenceClassification`` (hidden 32) over the test
+    vocabulary, randomly initialised from ``seed``."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=max_positions,
+        num_labels=num_labels,
+    )
+    return BertForSequenceClassification(config)
+
+
+__all__ = [
+    "MeanPool",
+    "SEQ",
+    "live_codes",
+    "model_and_optimizer",
+    "np",
+    "tensors",
+    "tiny_hf_bert",
+    "train_loop",
+]
