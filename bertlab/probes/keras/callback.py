@@ -26,7 +26,7 @@ def _guarded(where: str) -> Callable:
     def wrap(method: Callable) -> Callable:
         @functools.wraps(method)
         def guarded(self: Watch, *args: Any, **kwargs: Any) -> Any:
-            if self._broken:
+            if self._broken or (self._foreign and where != "starting to watch"):
                 return None
             try:
                 return method(self, *args, **kwargs)
@@ -37,6 +37,17 @@ def _guarded(where: str) -> Callable:
         return guarded
 
     return wrap
+
+
+def _read_facts(model: Any) -> Any:
+    """ModelFacts of a compiled Keras 3 or Keras 2 (tf_keras) model."""
+    from bertlab.probes.keras.legacy import is_legacy_model
+
+    if is_legacy_model(model):
+        from bertlab.probes.keras.legacy_facts import model_facts
+    else:
+        from bertlab.probes.keras.facts import model_facts
+    return model_facts(model)
 
 
 def unk_id(value: Any) -> int | None:
@@ -78,6 +89,11 @@ class Watch(keras.callbacks.Callback, WatchCore):
 
     Parameters
     ----------
+    model
+        Optional: the compiled model this Watch is for (``bertlab.Watch(model)``). Its
+        pre-flight findings are in ``watch.findings`` at once, before any ``fit``, and a ``fit``
+        of another model with this Watch is not observed (one message says so). Without it,
+        ``fit`` hands the Watch its model.
     budget_mb
         Memory bound of the per-step history. Old steps are downsampled (bucket mean/min/max)
         so that a run of any length stays within it.
@@ -100,6 +116,7 @@ class Watch(keras.callbacks.Callback, WatchCore):
 
     def __init__(
         self,
+        model: Any = None,
         *,
         budget_mb: float = DEFAULT_BUDGET_BYTES / 2**20,
         unk_token_id: int | None = None,
@@ -123,12 +140,19 @@ class Watch(keras.callbacks.Callback, WatchCore):
         self._spe = 1
         self._instrument: Any = None
         self._val: dict[str, np.ndarray] | None = None
+        self._bound = model
+        self._foreign = False
+        if model is not None and getattr(model, "optimizer", None) is not None:
+            self._facts = _read_facts(model)  # compiled: its pre-flight findings now
+            self.run.meta["model"] = self._facts.to_dict()
+            self._evaluate(("preflight",))
 
     # Keras 2's CallbackList (tf_keras/src/callbacks.py) asks every callback which batch hooks it
     # implements and whether it takes tensors as logs; Keras 3 callbacks have no such methods.
     # Watch reads every training batch (Python floats in logs), no test or predict batch.
     _supports_tf_logs = False
     _chief_worker_only = None
+    _foreign = False  # this fit runs another model than the one the Watch was made for
 
     def _implements_train_batch_hooks(self) -> bool:
         return True
@@ -150,17 +174,23 @@ class Watch(keras.callbacks.Callback, WatchCore):
         from bertlab.probes.keras.legacy import is_legacy_model
 
         model = self.model
+        self._foreign = self._bound is not None and model is not self._bound
+        if self._foreign:
+            self._say(
+                f"this Watch was made for {type(self._bound).__name__} "
+                f"(bertlab.Watch(model)) but fit runs {type(model).__name__}: this fit is not "
+                "observed; pass a Watch made for that model, or bertlab.Watch()"
+            )
+            return
         legacy = is_legacy_model(model)
         if legacy:
             from bertlab.probes.keras.legacy import LegacyInstrument as Instrument
-            from bertlab.probes.keras.legacy_facts import model_facts
         else:
-            from bertlab.probes.keras.facts import model_facts
             from bertlab.probes.keras.instrument import Instrument
         stale = getattr(model, "__dict__", {}).get("_bertlab_instrument")
         if stale is not None and stale is not self._instrument:
             stale.restore()  # an earlier fit that raised left its Watch attached
-        facts = model_facts(model)
+        facts = _read_facts(model)
         if self.unk_token_id is not None:
             facts.unk_token_id = unk_id(self.unk_token_id)
         self._facts = facts
