@@ -115,6 +115,8 @@ class Diagnoser:
         # the evidence still wins, as it was written for this very run.
         existing = self.live.get(rule.code)
         if existing is not None:
+            if ev.severity:  # the rule's own fresh word replaces an escalation (_link_causes)
+                existing.extra.pop("escalated_from", None)
             existing.evidence = ev.text
             existing.severity = ev.severity or existing.severity
             existing.title = ev.title or existing.title
@@ -152,6 +154,22 @@ class Diagnoser:
         for code, finding in self.live.items():
             causes = self.by_code[code].causes
             finding.cause = next((c for c in causes if c in candidates), None)
+        # A cause is never quieter than its symptoms: an "info" named as the cause of a live
+        # warning or error is itself a warning for as long as that holds (the imbalance behind a
+        # collapse is the thing to fix, not a remark).
+        for finding in self.live.values():
+            if "escalated_from" in finding.extra:
+                finding.severity = finding.extra.pop("escalated_from")
+        changed = True
+        while changed:  # along chains: a cause of an escalated cause is escalated too
+            changed = False
+            for finding in self.live.values():
+                cause = self.live.get(finding.cause) if finding.cause else None
+                loud = finding.severity in ("warning", "error")
+                if cause is not None and loud and cause.severity == "info":
+                    cause.extra["escalated_from"] = cause.severity
+                    cause.severity = "warning"
+                    changed = True
 
     def _fault(self, rule: Rule, exc: Exception) -> None:
         text = f"rule {rule.code} failed: {type(exc).__name__}: {exc}"

@@ -230,3 +230,41 @@ def test_a_finding_that_comes_back_is_printed_as_again(capsys):
         "bertlab error: [single-class] Every prediction is the same class — steps 52–71: one class",
         "bertlab error: [single-class] again — steps 60–79: one class",
     ]
+
+
+def test_a_cause_is_never_quieter_than_its_symptoms():
+    """An info named as the cause of a live warning/error is a warning while that holds (along
+    chains too), and goes back to info when the symptom is withdrawn."""
+    from bertlab.rules.base import Evidence, Rule
+
+    state = {"collapsed": True}
+
+    def rule(code, severity, rank, causes=(), when=lambda: True):
+        return Rule(
+            check=lambda ctx: Evidence(f"{code} holds") if when() else None,
+            code=code,
+            severity=severity,
+            phase="live",
+            title=code,
+            explanation="x",
+            fix="f",
+            rank=rank,
+            causes=causes,
+        )
+
+    rules = [
+        rule("root", "info", 10),
+        rule("middle", "info", 20, causes=("root",)),
+        rule("symptom", "error", 60, causes=("middle",), when=lambda: state["collapsed"]),
+    ]
+    diag = Diagnoser(Run(), rules=rules)
+    ctx = Context(facts=ModelFacts(), layout=Layout("multiclass", 4))
+    diag.evaluate(ctx, ("live",))
+    assert [(f.code, f.severity) for f in diag.findings] == [
+        ("root", "warning"),
+        ("middle", "warning"),
+        ("symptom", "error"),
+    ]
+    state["collapsed"] = False
+    diag.evaluate(Context(facts=ModelFacts(), layout=Layout("multiclass", 4)), ("live",))
+    assert {f.code: f.severity for f in diag.findings} == {"root": "info", "middle": "info"}
