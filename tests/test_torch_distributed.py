@@ -37,25 +37,21 @@ def _torchrun(mode: str, out: Path) -> dict:
         str(out),
     ]
     failures = []
-    for _ in range(ATTEMPTS):
+    for attempt in range(ATTEMPTS):
         (out / "result.json").unlink(missing_ok=True)
-        proc = subprocess.Popen(
-            cmd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            start_new_session=True,
-        )
-        try:
-            _, stderr = proc.communicate(timeout=TIMEOUT_S)
-        except subprocess.TimeoutExpired:  # a stuck rendezvous on a loaded machine: retry
-            os.killpg(proc.pid, signal.SIGKILL)
-            _, stderr = proc.communicate()
-            stderr = f"timed out after {TIMEOUT_S} s\n{stderr}"
+        log = out / f"torchrun-{attempt}.log"  # a file, not a pipe: no wait on a stray writer
+        with open(log, "w") as sink:
+            proc = subprocess.Popen(
+                cmd, stdout=sink, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+            try:
+                proc.wait(timeout=TIMEOUT_S)
+            except subprocess.TimeoutExpired:  # a stuck rendezvous or teardown: retry
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
         if proc.returncode == 0 and (out / "result.json").exists():
             return json.loads((out / "result.json").read_text())
-        failures.append(stderr[-2000:])
+        failures.append(f"exit {proc.returncode}:\n" + log.read_text()[-2000:])
     pytest.fail("torchrun failed every attempt:\n" + "\n---\n".join(failures))
 
 

@@ -136,6 +136,10 @@ export function createCompare(el, model) {
   let groups = [];
   let frame = 0;
   let version = 0;
+  // A draw refreshes the sidebars, and a sidebar with a selected finding answers each refresh
+  // with onSelect: scheduling from there would redraw every frame, forever (a core busy while
+  // the page sits idle). The draw in progress picks the new highlight up itself.
+  let drawing = false;
 
   function sidebars(runs) {
     if (groups.length !== runs.length) {
@@ -146,7 +150,7 @@ export function createCompare(el, model) {
           onSelect(f, user) {
             if (user) for (const other of groups) if (other.sidebar !== sidebar && other.sidebar.selected) other.sidebar.select(null, false);
             if (user || f) highlight = f && Array.isArray(f.steps) ? { steps: f.steps } : null;
-            schedule();
+            if (!drawing) schedule();
           },
         });
         group.append(sidebar.el);
@@ -165,6 +169,15 @@ export function createCompare(el, model) {
 
   function draw() {
     frame = 0;
+    drawing = true;
+    try {
+      render();
+    } finally {
+      drawing = false;
+    }
+  }
+
+  function render() {
     const runs = Array.isArray(model.get("runs")) ? model.get("runs") : [];
     titleEl.textContent = model.get("title") || "bertlab: comparison";
     root.dataset.runs = String(runs.length);

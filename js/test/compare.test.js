@@ -100,4 +100,24 @@ describe("compare view", () => {
     expect(groups[1].querySelector(".bertlab-finding-detail:not([hidden])")).toBeNull();
     cleanup();
   });
+
+  it("goes quiet after a finding is selected (no redraw every frame)", async () => {
+    const el = document.createElement("div");
+    document.body.append(el);
+    const runs = [run("a", 40, { findings: [FINDING] })];
+    const cleanup = renderStandalone(el, { kind: "compare", runs, title: "cmp" });
+    await frame();
+    el.querySelector(".bertlab-finding").click();
+    await frame();
+    const chart = el.querySelector('.bertlab-chart[data-chart="loss"]');
+    const seen = new Set();
+    const observer = new MutationObserver(() => seen.add("changed"));
+    observer.observe(el, { subtree: true, childList: true, attributes: true });
+    await frame();
+    await frame();
+    observer.disconnect();
+    expect(seen.size).toBe(0);
+    expect(chart.isConnected).toBe(true);
+    cleanup();
+  });
 });

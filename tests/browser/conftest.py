@@ -94,9 +94,25 @@ def harness(browser, jupyter):
     for old in ARTIFACTS.glob("FAILED-*"):
         old.unlink()
     h = Harness(browser, jupyter)
+    _OPEN.append(h)
     yield h
+    _OPEN.remove(h)
     for name in list(h.pages):
         h.close_page(name)
+
+
+#: The session's harness, once made (the module fixture below closes its pages).
+_OPEN: list = []
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _close_pages_after_module():
+    """Close every page a browser module kept open: the session's Chromium lives on while the
+    rest of the suite runs, and an open page must not hold a CPU core meanwhile."""
+    yield
+    for h in _OPEN:
+        for name in list(h.pages):
+            h.close_page(name)
 
 
 @pytest.fixture(autouse=True)
