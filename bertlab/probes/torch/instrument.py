@@ -369,7 +369,7 @@ class Instrument:
         elif torch.is_tensor(lr):
             vals["lr"] = lr.detach().float()
         channels = layout.channels()
-        self.ring.write(q.assemble(vals, channels, self.ring.nan), q.host_values(vals, channels))
+        self.ring.write(q.assemble(vals, channels, self.ring.nan), q.host_values(vals))
         self.on_step()
 
     # ---------------------------------------------------------------- host-side reads

@@ -282,6 +282,6 @@ def assemble(values: dict, channels: list[tuple[str, int]], nan: torch.Tensor) -
     return torch.cat(parts)
 
 
-def host_values(values: dict, channels: list[tuple[str, int]]) -> dict[str, float]:
+def host_values(values: dict) -> dict[str, float]:
     """The channels of ``values`` that the host already holds as plain numbers."""
     return {name: float(v) for name, v in values.items() if isinstance(v, (int, float))}

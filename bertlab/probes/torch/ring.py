@@ -157,7 +157,7 @@ class ValSums:
     def add(self, vals: dict) -> None:
         """Add one batch's ``quantities.val_stats``."""
         row = assemble(vals, self.channels, self.zero)
-        host = host_values(vals, self.channels)
+        host = host_values(vals)
         start = 0
         for name, width in self.channels:
             if name in host:
