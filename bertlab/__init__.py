@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from bertlab.findings import Finding
-from bertlab.guard import BertlabWarning
+from bertlab.guard import BertlabWarning, missing_extra
 from bertlab.run import Run
 from bertlab.runfile import RunFileError
 
@@ -74,11 +74,6 @@ def __getattr__(name: str) -> Any:
         from bertlab.probes.keras import Watch
         from bertlab.probes.keras.check import check
     except ModuleNotFoundError as exc:  # say which extra brings the missing framework
-        if exc.name is None or exc.name.split(".")[0] not in ("keras", "tensorflow"):
-            raise
-        raise ModuleNotFoundError(
-            f"bertlab.{name} is the Keras probe and needs Keras 3 ({exc}); install it with: "
-            "pip install 'bertlab[keras]' (PyTorch loops: bertlab.torch.Watch)",
-            name=exc.name,
-        ) from exc
+        needs = f"bertlab.{name} is the Keras probe and needs Keras 3 (PyTorch: bertlab.torch)"
+        raise missing_extra(exc, ("keras", "tensorflow"), needs, "keras") from exc
     return Watch if name == "Watch" else check

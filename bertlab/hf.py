@@ -3,15 +3,12 @@
 See :class:`bertlab.probes.hf.Watch`.
 """
 
+from bertlab.guard import missing_extra
+
 try:
     from bertlab.probes.hf import Watch
 except ModuleNotFoundError as exc:  # say which extra brings the missing framework
-    if exc.name is None or exc.name.split(".")[0] not in ("torch", "transformers"):
-        raise
-    raise ModuleNotFoundError(
-        f"bertlab.hf needs PyTorch and transformers ({exc}); install them with: "
-        "pip install 'bertlab[torch]'",
-        name=exc.name,
-    ) from exc
+    needs = "bertlab.hf needs PyTorch and transformers"
+    raise missing_extra(exc, ("torch", "transformers"), needs, "torch") from exc
 
 __all__ = ["Watch"]

@@ -3,14 +3,11 @@
 See :class:`bertlab.probes.torch.watch.Watch`.
 """
 
+from bertlab.guard import missing_extra
+
 try:
     from bertlab.probes.torch import Watch
 except ModuleNotFoundError as exc:  # say which extra brings the missing framework
-    if exc.name is None or exc.name.split(".")[0] != "torch":
-        raise
-    raise ModuleNotFoundError(
-        f"bertlab.torch needs PyTorch ({exc}); install it with: pip install 'bertlab[torch]'",
-        name=exc.name,
-    ) from exc
+    raise missing_extra(exc, ("torch",), "bertlab.torch needs PyTorch", "torch") from exc
 
 __all__ = ["Watch"]
