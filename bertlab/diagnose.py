@@ -136,7 +136,7 @@ class Diagnoser:
             fix=ev.fix or rule.fix_for(framework),
             steps=ev.steps,
             panel=rule.panel,
-            extra=dict(ev.extra),
+            extra={**ev.extra, "raised_at": self.run.steps},
         )
         self.live[rule.code] = finding
         self.record[rule.code] = finding
@@ -190,5 +190,10 @@ class Diagnoser:
         return sorted(self.live.values(), key=self._rank)
 
     def _publish(self) -> None:
+        # When each finding first became loud (warning/error), in steps recorded so far: the
+        # detection step the bug benchmark reports (``raised_at`` is when it first appeared).
+        for finding in self.live.values():
+            if finding.severity != "info" and "loud_at" not in finding.extra:
+                finding.extra["loud_at"] = self.run.steps
         ordered = sorted(self.record.values(), key=self._rank)
         self.run.findings = [f.to_dict() for f in ordered]
