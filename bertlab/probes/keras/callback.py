@@ -201,12 +201,6 @@ class Watch(keras.callbacks.Callback, WatchCore):
         self._training(True)
         self._evaluate(("preflight", "live"))
         self._t0 = time.perf_counter()
-        if not legacy and keras.backend.backend() != "tensorflow":
-            self._say(
-                f"the {keras.backend.backend()} backend is not instrumented yet; "
-                "only epoch logs are recorded"
-            )
-            return
         if self._instrument is None or self._instrument.model is not model:
             self._instrument = Instrument(model, facts, self._fault)
         else:

@@ -1,16 +1,18 @@
-"""Record every training step from inside Keras's own compiled train step.
+"""Record every training step from inside Keras's own train step, on every Keras backend.
 
-How it works (TensorFlow backend): Keras compiles ``model.train_step`` into
+How it works (TensorFlow and torch backends): Keras compiles ``model.train_step`` into
 ``model.train_function`` (``make_train_function`` binds the method at build time). While a
 ``Watch`` is attached, this module puts thin wrappers on the model's ``train_step``,
 ``test_step`` and ``compute_loss`` and on the optimizer's ``apply``, and builds a new train
-function from them. At trace time the wrappers stash the tensors the step already computes
-(inputs, labels, outputs, loss, gradients, learning rate); at the end of the step one row of
-summaries (:mod:`quantities`) is written into a small ring of ``tf.Variable`` rows, so the
-numbers come from the very step that trained the model, one row per batch even when
-``steps_per_execution > 1`` runs many steps per call. Validation batches add into per-epoch
-accumulators instead. Nothing is returned through ``logs``, so the progress bar and ``History``
-never see it; no random op is added, so training is bit-identical with and without it.
+function from them. At trace time (TensorFlow) or run time (torch) the wrappers stash the
+tensors the step already computes (inputs, labels, outputs, loss, gradients, learning rate); at
+the end of the step one row of summaries (:mod:`quantities`) is written into a small ring of rows
+on the device (:mod:`rings`), so the numbers come from the very step that trained the model, one
+row per batch even when ``steps_per_execution > 1`` runs many steps per call. On JAX the train
+step is a pure function of the state; :mod:`jax_step` stashes the same tensors at the points the
+JAX trainer exposes and threads the ring through the jitted step. Validation batches add into
+per-epoch accumulators instead. Nothing is returned through ``logs``, so the progress bar and
+``History`` never see it; no random op is added, so training is bit-identical with and without it.
 
 ``restore()`` puts every attribute back exactly as it was (the original train/test functions
 included); instrumented functions are cached so that a second ``fit`` does not retrace.
@@ -21,12 +23,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from bertlab.facts import ModelFacts
 from bertlab.layout import Layout, val_channels
 from bertlab.probes.keras import quantities as q
+from bertlab.probes.keras.rings import Ring, make_ring
 
 _LOSS_ARGS = ("x", "y", "y_pred", "sample_weight")
 #: Rows the in-graph ring holds. The callback reads it lazily (every ~0.1 s, or when half full),
@@ -40,7 +44,7 @@ def ring_capacity(steps_per_execution: int) -> int:
 
 
 def _first(structure: Any) -> Any:
-    flat = [t for t in tf.nest.flatten(structure) if t is not None]
+    flat = [t for t in keras.tree.flatten(structure) if t is not None]
     return flat[0] if flat else None
 
 
@@ -59,7 +63,7 @@ class Instrument:
     Parameters
     ----------
     model
-        A compiled Keras model (TensorFlow backend).
+        A compiled Keras model (any Keras 3 backend; Keras 2 in the subclass).
     facts
         Its static facts (loss, activation...), used to choose the row layout.
     on_fault
@@ -68,6 +72,8 @@ class Instrument:
     """
 
     OPTIMIZER_METHOD = "apply"
+    #: The backend whose ring is used; None: the running Keras's (Keras 2 sets "tensorflow").
+    BACKEND: str | None = None
 
     def __init__(
         self, model: Any, facts: ModelFacts, on_fault: Callable[[str, BaseException], None]
@@ -80,9 +86,8 @@ class Instrument:
         self.notes: list[str] = []
         self.on_error: Callable[[BaseException], None] | None = None
         self._pending: dict[str, Any] | None = None
-        self._buffer: tf.Variable | None = None
-        self._counter: tf.Variable | None = None
-        self._val: tf.Variable | None = None
+        self.ring: Ring | None = None
+        self.backend = self.BACKEND or keras.backend.backend()
         self._read = 0
         self._lost_reported = False
         self._saved: dict[str, Any] = {}
@@ -92,6 +97,11 @@ class Instrument:
     # ---------------------------------------------------------------- install / restore
     def install(self) -> None:
         """Wrap the model's step methods and the optimizer, and swap in instrumented functions."""
+        if self.backend == "jax":
+            from bertlab.probes.keras import jax_step
+
+            jax_step.install(self)
+            return
         model, opt = self.model, self.model.optimizer
         self._saved = {
             "train_step": model.__dict__.get("train_step"),
@@ -135,18 +145,22 @@ class Instrument:
         def train_function(iterator: Any) -> Any:
             try:
                 return compiled(iterator)
-            except (StopIteration, tf.errors.OutOfRangeError):
-                raise  # the end of a dataset: Keras's normal way to end an epoch
             except BaseException as exc:  # noqa: BLE001 - re-raised unchanged
-                if self.on_error is not None:
-                    try:
-                        self.on_error(exc)
-                    except Exception as inner:  # noqa: BLE001 - never mask the user's error
-                        self.on_fault("on_error", inner)
+                self.step_failed(exc)
                 raise
 
         self._cache[kind] = (original, train_function)
         return train_function
+
+    def step_failed(self, exc: BaseException) -> None:
+        """A training step raised ``exc``: let ``on_error`` annotate it (not the end of data)."""
+        if isinstance(exc, StopIteration) or type(exc).__name__ == "OutOfRangeError":
+            return  # the end of a dataset: Keras's normal way to end an epoch
+        if self.on_error is not None:
+            try:
+                self.on_error(exc)
+            except Exception as inner:  # noqa: BLE001 - never mask the user's error
+                self.on_fault("on_error", inner)
 
     def adopt_test_function(self) -> None:
         """Cache the test function Keras just built with our hooks (call in on_test_begin)."""
@@ -165,7 +179,11 @@ class Instrument:
             ("test_step", "test_step", model),
             ("compute_loss", "compute_loss", model),
             ("optimizer", self.OPTIMIZER_METHOD, opt),
+            ("update_metrics", "_update_metrics_variables", model),
+            ("stateless_apply", "stateless_apply", opt),
         ):
+            if key not in self._saved:
+                continue
             if owner is None:
                 continue
             if self._saved[key] is None:
@@ -221,7 +239,7 @@ class Instrument:
             try:
                 pending["grads"] = list(grads)
                 pending["vars"] = self._var_names(variables) if variables else None
-                pending["lr"] = tf.cast(learning_rate(), tf.float32)
+                pending["lr"] = ops.cast(learning_rate(), "float32")
             except Exception as exc:  # noqa: BLE001
                 self.on_fault("reading gradients", exc)
 
@@ -235,10 +253,10 @@ class Instrument:
             return self.layout
         ids = q.find_text_inputs(x)[0] if x is not None else None
         seq_len = None
-        if ids is not None and ids.shape.rank == 2 and ids.shape[1] is not None:
+        if ids is not None and q.rank(ids) == 2 and ids.shape[1] is not None:
             seq_len = int(ids.shape[1])  # padded length known at trace time: len_hist
         k = 1
-        if y_pred is not None and y_pred.shape.rank and y_pred.shape.rank > 1:
+        if y_pred is not None and q.rank(y_pred) > 1:
             k = int(y_pred.shape[-1]) if y_pred.shape[-1] is not None else 1
         groups = tuple(dict.fromkeys(_group(p) for p in var_paths or []))
         f = self.facts
@@ -252,11 +270,8 @@ class Instrument:
         )
         width = self.layout.width()
         cap = ring_capacity(f.steps_per_execution)
-        with tf.init_scope():
-            self._buffer = tf.Variable(tf.zeros([cap, width]), trainable=False, name="bertlab_rows")
-            self._counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="bertlab_count")
-            vwidth = sum(w for _, w in val_channels(self.layout))
-            self._val = tf.Variable(tf.zeros([vwidth]), trainable=False, name="bertlab_val")
+        vwidth = sum(w for _, w in val_channels(self.layout))
+        self.ring = make_ring(cap, width, vwidth, self.backend)
         return self.layout
 
     def _record_train(self, p: dict[str, Any]) -> None:
@@ -266,14 +281,14 @@ class Instrument:
         if "grads" not in p:
             self._note("the train step never called optimizer.apply: gradients not recorded")
         layout = self._ensure_layout(y_pred, p.get("vars"), x)
-        vals: dict[str, tf.Tensor] = {}
+        vals: dict[str, Any] = {}
         if "loss" in p:
-            loss = tf.cast(tf.reduce_sum(p["loss"]), tf.float32)
+            loss = ops.cast(ops.sum(p["loss"]), "float32")
             vals["loss"] = loss
-            vals["loss_nonfinite"] = tf.cast(tf.logical_not(tf.math.is_finite(loss)), tf.float32)
+            vals["loss_nonfinite"] = ops.cast(ops.logical_not(ops.isfinite(loss)), "float32")
         first_x = _first(x)
         if first_x is not None:
-            vals["batch_size"] = tf.cast(tf.shape(first_x)[0], tf.float32)
+            vals["batch_size"] = ops.cast(ops.shape(first_x)[0], "float32")
         if p.get("grads") is not None:
             index = {name: i for i, name in enumerate(layout.layers)}
             paths = p["vars"] or []
@@ -282,7 +297,7 @@ class Instrument:
                 n_groups = max(1, len(layout.layers))
                 xla = bool(self.facts.jit_compile)
                 vals.update(q.gradient_stats(p["grads"], groups, n_groups, xla))
-            vals["lr"] = p["lr"]
+            vals["lr"] = p.get("lr")
         if y_pred is not None:
             vals.update(q.output_stats(y_pred, layout))
             if y is not None and layout.task != "regression":
@@ -294,47 +309,41 @@ class Instrument:
             self.trace_facts["inputs"] = desc
         self._trace_output_facts(y_pred, y, weighted=p.get("sample_weight") is not None)
         row = q.assemble(vals, layout.channels())
-        row = tf.concat([[tf.cast(self._counter, tf.float32)], row[1:]], axis=0)
-        idx = self._counter % self._buffer.shape[0]
-        written = self._buffer.scatter_nd_update([[idx]], [row])
-        # The count only moves once the row is really written: if the step fails half-way
-        # (e.g. a label out of range), no stale slot is read as a step.
-        with tf.control_dependencies([written]):
-            self._counter.assign_add(1)
+        self.ring.write(row)
 
     def _trace_output_facts(self, y_pred: Any, y: Any, weighted: bool) -> None:
         """Static facts only visible at trace time (output op, label shape, sample weights)."""
         if y_pred is not None:
             op = getattr(y_pred, "op", None)
             self.trace_facts["output_op"] = getattr(op, "type", None)
-            self.trace_facts["output_shape"] = y_pred.shape.as_list()
+            self.trace_facts["output_shape"] = list(y_pred.shape)
         self.trace_facts["sample_weight"] = weighted
         if y is not None:
-            self.trace_facts["label_shape"] = y.shape.as_list()
-            self.trace_facts["label_dtype"] = y.dtype.name
+            self.trace_facts["label_shape"] = list(y.shape)
+            self.trace_facts["label_dtype"] = keras.backend.standardize_dtype(y.dtype)
 
     def _record_val(self, p: dict[str, Any]) -> None:
         layout = self.layout
         y_pred, y, x = _first(p.get("y_pred")), _first(p.get("y")), _first(p.get("x"))
         if layout is None or y_pred is None or "loss" not in p:
             return
-        n = tf.cast(tf.shape(x)[0], tf.float32) if x is not None else tf.constant(1.0)
+        n = ops.cast(ops.shape(x)[0], "float32") if x is not None else 1.0
         vals = {
-            "loss_sum": tf.cast(tf.reduce_sum(p["loss"]), tf.float32) * n,
-            "batches": tf.constant(1.0),
+            "loss_sum": ops.cast(ops.sum(p["loss"]), "float32") * n,
+            "batches": 1.0,
             "samples": n,
         }
         if y is not None and layout.task != "regression":
             counts, pred, true = q.class_counts(y, y_pred, layout)
             vals["pred_count"], vals["label_count"] = counts["pred_count"], counts["label_count"]
             if layout.task == "multilabel":
-                vals["tp"] = tf.reduce_sum(true * pred, axis=0)
-                vals["fp"] = tf.reduce_sum((1.0 - true) * pred, axis=0)
-                vals["fn"] = tf.reduce_sum(true * (1.0 - pred), axis=0)
+                vals["tp"] = ops.sum(true * pred, axis=0)
+                vals["fp"] = ops.sum((1.0 - true) * pred, axis=0)
+                vals["fn"] = ops.sum(true * (1.0 - pred), axis=0)
             else:
-                vals["confusion"] = tf.matmul(true, pred, transpose_a=True)
+                vals["confusion"] = ops.matmul(ops.transpose(true), pred)
         row = q.assemble(vals, val_channels(layout))
-        self._val.assign_add(tf.where(tf.math.is_nan(row), tf.zeros_like(row), row))
+        self.ring.add_val(row)
 
     def _note(self, text: str) -> None:
         if text not in self.notes:
@@ -344,17 +353,17 @@ class Instrument:
     @property
     def capacity(self) -> int:
         """Rows the ring holds (0 before the first trace)."""
-        return 0 if self._buffer is None else int(self._buffer.shape[0])
+        return 0 if self.ring is None else self.ring.cap
 
     def read_rows(self) -> np.ndarray | None:
         """Rows written since the last read, oldest first, as float64 (n, D); None if none."""
-        if self._counter is None:
+        if self.ring is None:
             return None
-        count = int(self._counter.numpy())
+        count, buffer = self.ring.read_rows()
         new = count - self._read
         if new <= 0:
             return None
-        cap = self._buffer.shape[0]
+        cap = self.ring.cap
         if new > cap:
             if not self._lost_reported:
                 self._lost_reported = True
@@ -363,18 +372,18 @@ class Instrument:
             new = cap
         idx = [(self._read + i) % cap for i in range(new)]
         self._read = count
-        return self._buffer.numpy()[idx].astype(np.float64)
+        return buffer[idx]
 
     def reset_val(self) -> None:
         """Zero the validation accumulators (start of an evaluation)."""
-        if self._val is not None:
-            self._val.assign(tf.zeros_like(self._val))
+        if self.ring is not None:
+            self.ring.reset_val()
 
     def read_val(self) -> dict[str, np.ndarray] | None:
         """The validation accumulators by channel name, or None before the first train trace."""
-        if self._val is None or self.layout is None:
+        if self.ring is None or self.layout is None:
             return None
-        flat = self._val.numpy().astype(np.float64)
+        flat = self.ring.read_val()
         out, start = {}, 0
         for name, width in val_channels(self.layout):
             out[name] = flat[start : start + width]

@@ -10,16 +10,15 @@ reach the optimizer: ``optimizer.minimize(loss, variables, tape=tape)`` ends in
 3's ``path``, and a learning-rate schedule is read differently. This module is that difference;
 everything else (the wrappers, the in-graph ring, the quantities) is :class:`Instrument`'s.
 
-Importing it imports TensorFlow but not ``tf_keras``: the model's own Keras is used through the
-model object.
+Importing it imports neither TensorFlow nor ``tf_keras`` (the Keras 3 Watch asks
+``is_legacy_model`` on every backend, JAX and torch without TensorFlow included): the model's own
+Keras is used through the model object.
 """
 
 from __future__ import annotations
 
 import sys
 from typing import Any
-
-import tensorflow as tf
 
 from bertlab.probes.keras.instrument import Instrument
 
@@ -53,6 +52,8 @@ def current_learning_rate(optimizer: Any) -> Any:
     at ``iterations`` here, which is what ``apply_gradients`` is about to use.
     ``optimizers.legacy`` ones compute it with ``_decayed_lr``.
     """
+    import tensorflow as tf  # a Keras 2 model exists, so TensorFlow is already imported
+
     lr = getattr(optimizer, "_learning_rate", None)
     if lr is None:  # optimizers.legacy: hyperparameters, decayed (or scheduled) by _decayed_lr
         return optimizer._decayed_lr(tf.float32)
@@ -71,6 +72,7 @@ class LegacyInstrument(Instrument):
     """
 
     OPTIMIZER_METHOD = "apply_gradients"
+    BACKEND = "tensorflow"
 
     def install(self) -> None:
         """Instrument's wrappers, plus a recording proxy on ``compiled_loss`` (see below)."""

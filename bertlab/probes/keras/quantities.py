@@ -1,68 +1,78 @@
-"""What is measured inside the training step, as TensorFlow ops on the step's own tensors.
+"""What is measured inside the training step, as Keras ops on the step's own tensors.
 
-These functions run while Keras traces its train/test step, on the very tensors that step
-produces (outputs, labels, inputs, loss, gradients): no second forward or backward pass. Every
-op here is chosen so that it cannot fail at run time whatever the data (no asserting ops, no
-data-dependent gather out of range: out-of-range labels simply count as such) and so that it also
-compiles under XLA (no ``tf.unique``/``bincount`` with dynamic shapes).
+These functions run while Keras traces (TensorFlow, JAX) or runs (torch) its train/test step,
+on the very tensors that step produces (outputs, labels, inputs, loss, gradients): no second
+forward or backward pass. They are written in ``keras.ops`` so that one definition serves the
+three backends; only the sparse gradient of an embedding (``tf.IndexedSlices``, TensorFlow's
+alone) has a TensorFlow branch (:mod:`sparse_tf`). Every op here is chosen so that it cannot
+fail at run time whatever the data (no asserting ops, no data-dependent gather out of range:
+out-of-range labels simply count as such; a one-hot is a comparison with ``arange``, which
+never raises on torch) and so that it also compiles under XLA (no ``unique``/``bincount`` with
+dynamic shapes).
 
 Each function returns a dict of channel name -> float32 tensor (scalar or vector) in the
-vocabulary of :mod:`bertlab.layout`; :func:`assemble` packs them into one row.
+vocabulary of :mod:`bertlab.layout`; :func:`assemble` packs them into one row. What each
+channel means is defined once, in :mod:`bertlab.reference` (plain numpy), against which this
+module is tested on every backend.
 """
 
 from __future__ import annotations
 
+import math
+
+import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from bertlab.datafacts import MASK_KEYS, TOKEN_KEYS
 from bertlab.layout import Layout
 
-F32 = tf.float32
+F32 = "float32"
 _EPS = 1e-7
 
 
-def _f(x: tf.Tensor) -> tf.Tensor:
-    return tf.cast(x, F32)
+def _f(x):
+    return ops.cast(x, F32)
 
 
-def _count(mask: tf.Tensor) -> tf.Tensor:
-    return tf.reduce_sum(_f(mask))
+def _count(mask):
+    return ops.sum(_f(mask))
 
 
-def squared_norm(grad, xla: bool = False) -> tf.Tensor:
-    """Squared L2 norm of one gradient, dense or ``tf.IndexedSlices``.
+def _dtype(t) -> str:
+    return keras.backend.standardize_dtype(t.dtype)
 
-    An embedding's gradient arrives as IndexedSlices whose rows may repeat (a token seen twice in
-    the batch). The dense gradient sums repeated rows, so its norm is *not* the norm of the
-    values. Duplicates are summed first (``tf.unique``, O(lookups); under XLA, which has no
-    ``Unique`` kernel, a sort + segment sum), in O(lookups x dim): the (vocab x dim) dense table
-    is never built.
+
+def is_tensor(t) -> bool:
+    """A tensor of the running backend (a traced one included)."""
+    return t is not None and hasattr(t, "dtype") and hasattr(t, "shape") and ops.is_tensor(t)
+
+
+def rank(t) -> int:
+    """Number of axes of a tensor (its static rank)."""
+    return len(t.shape)
+
+
+def one_hot(ids, k: int):
+    """(B,) integer ids as a (B, k) float 0/1 matrix; ids outside [0, k) give all-zero rows."""
+    return _f(ops.equal(ops.expand_dims(ids, -1), ops.arange(k, dtype=_dtype(ids))[None, :]))
+
+
+def squared_norm(grad, xla: bool = False):
+    """Squared L2 norm of one gradient (dense, or TensorFlow's ``IndexedSlices``).
+
+    An embedding's gradient on TensorFlow arrives as IndexedSlices whose rows may repeat; see
+    :func:`bertlab.probes.keras.sparse_tf.squared_norm` for how it is summed without building
+    the dense table.
     """
-    if isinstance(grad, tf.IndexedSlices):
-        values = _f(grad.values)
-        idx = tf.reshape(grad.indices, [-1])
-        if not xla:
-            unique, position = tf.unique(idx)
-            summed = tf.math.unsorted_segment_sum(values, position, tf.shape(unique)[0])
-            return tf.reduce_sum(tf.square(summed))
-        n = tf.shape(idx)[0]
-        order = tf.argsort(idx, stable=True)
-        sorted_idx = tf.gather(idx, order)
-        starts = tf.concat([tf.ones([1], tf.int32), _neq(sorted_idx[1:], sorted_idx[:-1])], 0)
-        segments = tf.cumsum(starts[:n]) - 1
-        summed = tf.math.unsorted_segment_sum(tf.gather(values, order), segments, n)
-        return tf.reduce_sum(tf.square(summed))
-    return tf.reduce_sum(tf.square(_f(grad)))
+    if type(grad).__name__ == "IndexedSlices":
+        from bertlab.probes.keras import sparse_tf
+
+        return sparse_tf.squared_norm(grad, xla)
+    return ops.sum(ops.square(_f(grad)))
 
 
-def _neq(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
-    return tf.cast(tf.not_equal(a, b), tf.int32)
-
-
-def gradient_stats(
-    grads, groups: list[int], n_groups: int, xla: bool = False
-) -> dict[str, tf.Tensor]:
+def gradient_stats(grads, groups: list[int], n_groups: int, xla: bool = False) -> dict:
     """Global and per-group gradient norms and counts of zero/missing/non-finite gradients.
 
     ``groups[i]`` is the group (layer) index of the i-th variable. A gradient whose squared norm
@@ -71,55 +81,54 @@ def gradient_stats(
     present = [(g, groups[i]) for i, g in enumerate(grads) if g is not None]
     missing = float(len(grads) - len(present))
     if not present:
-        nan = tf.constant(float("nan"), F32)
-        return {"grad_norm": nan, "grad_missing": tf.constant(missing, F32)}
-    sq = tf.stack([squared_norm(g, xla) for g, _ in present])
-    group_ids = tf.constant([gi for _, gi in present], tf.int32)
-    per_group = tf.math.unsorted_segment_sum(sq, group_ids, n_groups)
+        return {"grad_norm": math.nan, "grad_missing": missing}
+    sq = ops.stack([squared_norm(g, xla) for g, _ in present])
+    group_ids = np.asarray([gi for _, gi in present], np.int32)
+    per_group = ops.segment_sum(sq, group_ids, num_segments=n_groups)
     return {
-        "grad_norm": tf.sqrt(tf.reduce_sum(sq)),
-        "grad_layer_norm": tf.sqrt(per_group),
-        "grad_zero": _count(tf.equal(sq, 0.0)),
-        "grad_missing": tf.constant(missing, F32),
-        "grad_nonfinite": _count(tf.logical_not(tf.math.is_finite(sq))),
+        "grad_norm": ops.sqrt(ops.sum(sq)),
+        "grad_layer_norm": ops.sqrt(per_group),
+        "grad_zero": _count(ops.equal(sq, 0.0)),
+        "grad_missing": missing,
+        "grad_nonfinite": _count(ops.logical_not(ops.isfinite(sq))),
     }
 
 
-def as_matrix(t: tf.Tensor) -> tf.Tensor:
+def as_matrix(t):
     """View outputs or labels as (batch, columns): (B,) and (B, 1) both become (B, 1)."""
     t = _f(t)
-    if t.shape.rank == 0:
-        return tf.reshape(t, [1, 1])
-    if t.shape.rank == 1:
-        return t[:, None]
-    if t.shape.rank > 2:
-        return tf.reshape(t, [-1, t.shape[-1] if t.shape[-1] is not None else tf.shape(t)[-1]])
+    if rank(t) == 0:
+        return ops.reshape(t, (1, 1))
+    if rank(t) == 1:
+        return ops.expand_dims(t, 1)
+    if rank(t) > 2:
+        return ops.reshape(t, (-1, t.shape[-1] if t.shape[-1] is not None else ops.shape(t)[-1]))
     return t
 
 
-def probabilities(y_pred: tf.Tensor, prob_mode: str) -> tf.Tensor:
+def probabilities(y_pred, prob_mode: str):
     """Outputs as the loss reads them: softmax/sigmoid of logits, or the outputs themselves."""
     if prob_mode == "softmax":
-        return tf.nn.softmax(y_pred, axis=-1)
+        return ops.softmax(y_pred, axis=-1)
     if prob_mode == "sigmoid":
-        return tf.sigmoid(y_pred)
-    return tf.clip_by_value(y_pred, 0.0, 1.0)
+        return ops.sigmoid(y_pred)
+    return ops.clip(y_pred, 0.0, 1.0)
 
 
-def predictions(y_pred: tf.Tensor, layout: Layout) -> tf.Tensor:
+def predictions(y_pred, layout: Layout):
     """Per-row predictions as a (B, C) 0/1 matrix in the class vocabulary of ``layout``."""
     k = layout.n_outputs
     threshold = 0.0 if layout.prob_mode == "sigmoid" else 0.5
     if layout.task == "multiclass":
-        return tf.one_hot(tf.argmax(y_pred, axis=-1), k, dtype=F32)
-    positive = _f(y_pred > threshold)
+        return one_hot(ops.argmax(y_pred, axis=-1), k)
+    positive = _f(ops.greater(y_pred, threshold))
     if layout.task == "binary":
         positive = positive[:, :1]
-        return tf.concat([1.0 - positive, positive], axis=1)
+        return ops.concatenate([1.0 - positive, positive], axis=1)
     return positive
 
 
-def label_matrix(y: tf.Tensor, layout: Layout) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+def label_matrix(y, layout: Layout) -> tuple:
     """Labels as a (B, C) 0/1 matrix, plus label facts.
 
     Sparse integer labels (shape (B,) or (B, 1) with K > 1) are one-hot encoded; an integer
@@ -129,86 +138,88 @@ def label_matrix(y: tf.Tensor, layout: Layout) -> tuple[tf.Tensor, dict[str, tf.
     k = layout.n_outputs
     y = as_matrix(y)
     facts = {
-        "label_min": tf.reduce_min(y),
-        "label_max": tf.reduce_max(y),
-        "label_nonint": _count(tf.not_equal(y, tf.round(y))),
+        "label_min": ops.min(y),
+        "label_max": ops.max(y),
+        "label_nonint": _count(ops.not_equal(y, ops.round(y))),
     }
     sparse = y.shape[-1] == 1 and k > 1
     if not sparse:
-        binary01 = tf.reduce_all(tf.logical_or(tf.equal(y, 0.0), tf.equal(y, 1.0)), axis=1)
-        row_sum = tf.reduce_sum(y, axis=1)
-        facts["label_onehot_share"] = tf.reduce_mean(_f(binary01 & tf.equal(row_sum, 1.0)))
-        facts["label_multihot_share"] = tf.reduce_mean(_f(binary01 & (row_sum > 1.0)))
+        binary01 = ops.all(ops.logical_or(ops.equal(y, 0.0), ops.equal(y, 1.0)), axis=1)
+        row_sum = ops.sum(y, axis=1)
+        onehot = ops.logical_and(binary01, ops.equal(row_sum, 1.0))
+        facts["label_onehot_share"] = ops.mean(_f(onehot))
+        facts["label_multihot_share"] = ops.mean(_f(ops.logical_and(binary01, row_sum > 1.0)))
     if layout.task == "multiclass":
         if sparse:
-            ids = tf.cast(tf.round(y[:, 0]), tf.int32)
-            in_range = (ids >= 0) & (ids < k)
-            facts["label_out_of_range"] = _count(tf.logical_not(in_range))
-            return tf.one_hot(ids, k, dtype=F32), facts
-        return tf.one_hot(tf.argmax(y, axis=-1), k, dtype=F32), facts
-    positive = _f(y > 0.5)
+            ids = ops.cast(ops.round(y[:, 0]), "int32")
+            in_range = ops.logical_and(ids >= 0, ids < k)
+            facts["label_out_of_range"] = _count(ops.logical_not(in_range))
+            return one_hot(ids, k), facts
+        return one_hot(ops.argmax(y, axis=-1), k), facts
+    positive = _f(ops.greater(y, 0.5))
     if layout.task == "binary":
         positive = positive[:, :1]
-        return tf.concat([1.0 - positive, positive], axis=1), facts
+        return ops.concatenate([1.0 - positive, positive], axis=1), facts
     return positive, facts
 
 
-def histogram(values: tf.Tensor, edges: tuple[float, ...]) -> tf.Tensor:
+def histogram(values, edges: tuple[float, ...]):
     """Counts of ``values`` in equal-width bins between ``edges[0]`` and ``edges[-1]``.
 
-    Values outside fall into the first/last bin. Written with a segment sum rather than
-    ``tf.histogram_fixed_width``, which has no XLA kernel (``jit_compile=True`` would fail).
+    Values outside fall into the first/last bin. Written with a segment sum (no histogram op
+    has an XLA kernel on every backend).
     """
     nbins = len(edges) - 1
     lo, hi = edges[0], edges[-1]
-    flat = tf.reshape(values, [-1])
-    idx = tf.cast(tf.floor((flat - lo) * (nbins / (hi - lo))), tf.int32)
-    idx = tf.clip_by_value(idx, 0, nbins - 1)
-    return tf.math.unsorted_segment_sum(tf.ones_like(flat), idx, nbins)
+    flat = ops.reshape(values, (-1,))
+    idx = ops.cast(ops.floor((flat - lo) * (nbins / (hi - lo))), "int32")
+    idx = ops.clip(idx, 0, nbins - 1)
+    return ops.segment_sum(ops.ones_like(flat), idx, num_segments=nbins)
 
 
-def output_stats(y_pred: tf.Tensor, layout: Layout) -> dict[str, tf.Tensor]:
+def output_stats(y_pred, layout: Layout) -> dict:
     """Range, probability-likeness, confidence and histogram of the model outputs."""
     y_pred = as_matrix(y_pred)
-    finite = tf.math.is_finite(y_pred)
-    safe = tf.where(finite, y_pred, tf.zeros_like(y_pred))
-    hist = histogram(safe, layout.hist_edges)
+    finite = ops.isfinite(y_pred)
+    safe = ops.where(finite, y_pred, ops.zeros_like(y_pred))
     stats = {
-        "out_min": tf.reduce_min(y_pred),
-        "out_max": tf.reduce_max(y_pred),
-        "out_nonfinite": _count(tf.logical_not(finite)),
-        "out_rowsum_dev": tf.reduce_mean(tf.abs(tf.reduce_sum(y_pred, axis=1) - 1.0)),
-        "out_unit_share": tf.reduce_mean(_f((y_pred >= 0.0) & (y_pred <= 1.0))),
-        "out_mean": tf.reduce_mean(y_pred, axis=0),
-        "out_hist": hist,
+        "out_min": ops.min(y_pred),
+        "out_max": ops.max(y_pred),
+        "out_nonfinite": _count(ops.logical_not(finite)),
+        "out_rowsum_dev": ops.mean(ops.abs(ops.sum(y_pred, axis=1) - 1.0)),
+        "out_unit_share": ops.mean(_f(ops.logical_and(y_pred >= 0.0, y_pred <= 1.0))),
+        "out_mean": ops.mean(y_pred, axis=0),
+        "out_hist": histogram(safe, layout.hist_edges),
     }
     if layout.task == "regression":
         return stats
     p = probabilities(safe, layout.prob_mode)
     if layout.task == "multiclass":
-        stats["prob_max"] = tf.reduce_mean(tf.reduce_max(p, axis=1))
-        stats["prob_entropy"] = tf.reduce_mean(
-            -tf.reduce_sum(p * tf.math.log(tf.maximum(p, _EPS)), axis=1)
-        )
+        stats["prob_max"] = ops.mean(ops.max(p, axis=1))
+        stats["prob_entropy"] = ops.mean(-ops.sum(p * ops.log(ops.maximum(p, _EPS)), axis=1))
     else:
         q = 1.0 - p
-        stats["prob_max"] = tf.reduce_mean(tf.maximum(p, q))
-        stats["prob_entropy"] = tf.reduce_mean(
-            -(p * tf.math.log(tf.maximum(p, _EPS)) + q * tf.math.log(tf.maximum(q, _EPS)))
+        stats["prob_max"] = ops.mean(ops.maximum(p, q))
+        stats["prob_entropy"] = ops.mean(
+            -(p * ops.log(ops.maximum(p, _EPS)) + q * ops.log(ops.maximum(q, _EPS)))
         )
     return stats
 
 
-def class_counts(y, y_pred, layout: Layout) -> tuple[dict[str, tf.Tensor], tf.Tensor, tf.Tensor]:
+def class_counts(y, y_pred, layout: Layout) -> tuple:
     """Predicted/true class counts of a batch, label facts, and the (B, C) matrices."""
     pred = predictions(as_matrix(y_pred), layout)
     true, facts = label_matrix(y, layout)
-    facts["pred_count"] = tf.reduce_sum(pred, axis=0)
-    facts["label_count"] = tf.reduce_sum(true, axis=0)
+    facts["pred_count"] = ops.sum(pred, axis=0)
+    facts["label_count"] = ops.sum(true, axis=0)
     return facts, pred, true
 
 
-def find_text_inputs(x) -> tuple[tf.Tensor | None, tf.Tensor | None, dict]:
+def _is_int_matrix(t) -> bool:
+    return is_tensor(t) and "int" in _dtype(t) and rank(t) == 2
+
+
+def find_text_inputs(x) -> tuple:
     """Find the token-id and padding-mask tensors of a batch by name (KerasHub or HF style).
 
     A lone rank-2 integer tensor counts as token ids. Returns (ids, mask, description).
@@ -224,12 +235,12 @@ def find_text_inputs(x) -> tuple[tf.Tensor | None, tf.Tensor | None, dict]:
             if key in x and x[key] is not None:
                 mask, desc["mask_key"] = x[key], key
                 break
-    elif isinstance(x, tf.Tensor) and x.dtype.is_integer and x.shape.rank == 2:
+    elif _is_int_matrix(x):
         ids, desc["token_key"] = x, "<input>"
     return ids, mask, desc
 
 
-def length_histogram(lengths: tf.Tensor, edges: tuple[float, ...]) -> tf.Tensor:
+def length_histogram(lengths, edges: tuple[float, ...]):
     """Rows per bin of real-token counts, for the equal bins ``edges`` on [0, L].
 
     A bucket index and a one-hot sum (B x bins): XLA-compatible, a handful of ops. Lengths of
@@ -237,75 +248,82 @@ def length_histogram(lengths: tf.Tensor, edges: tuple[float, ...]) -> tf.Tensor:
     """
     nbins = len(edges) - 1
     scale = nbins / (edges[-1] - edges[0])
-    idx = tf.cast(tf.floor((lengths - edges[0]) * scale), tf.int32)
-    idx = tf.clip_by_value(idx, 0, nbins - 1)
-    return tf.reduce_sum(tf.one_hot(idx, nbins, dtype=F32), axis=0)
+    idx = ops.cast(ops.floor((lengths - edges[0]) * scale), "int32")
+    idx = ops.clip(idx, 0, nbins - 1)
+    return ops.sum(one_hot(idx, nbins), axis=0)
 
 
-def input_stats(
-    x, unk_id: int | None = None, len_edges: tuple[float, ...] = ()
-) -> tuple[dict[str, tf.Tensor], dict]:
+def input_stats(x, unk_id: int | None = None, len_edges: tuple[float, ...] = ()) -> tuple:
     """Token-id range, padding share, non-padding lengths, [UNK] share, non-finite inputs.
 
     With ``len_edges`` (the layout's, for the statically known sequence length) it also
     returns ``len_hist``, the rows per token-length bin.
     """
-    stats: dict[str, tf.Tensor] = {}
+    stats: dict = {}
     nonfinite = [
-        _count(tf.logical_not(tf.math.is_finite(t)))
-        for t in tf.nest.flatten(x)
-        if isinstance(t, tf.Tensor) and t.dtype.is_floating
+        _count(ops.logical_not(ops.isfinite(t)))
+        for t in keras.tree.flatten(x)
+        if is_tensor(t) and keras.backend.is_float_dtype(_dtype(t))
     ]
     if nonfinite:
-        stats["input_nonfinite"] = tf.add_n(nonfinite)
+        stats["input_nonfinite"] = sum(nonfinite[1:], nonfinite[0])
     ids, mask, desc = find_text_inputs(x)
-    if ids is None or ids.shape.rank != 2:
+    if ids is None or not is_tensor(ids) or rank(ids) != 2:
         return stats, desc
-    stats["tok_min"] = _f(tf.reduce_min(ids))
-    stats["tok_max"] = _f(tf.reduce_max(ids))
+    stats["tok_min"] = _f(ops.min(ids))
+    stats["tok_max"] = _f(ops.max(ids))
     # Without a mask, id 0 is taken as padding: it is the pad id of BERT-family vocabularies.
-    real = _f(mask) if mask is not None and mask.shape.rank == 2 else _f(tf.not_equal(ids, 0))
-    lengths = tf.reduce_sum(real, axis=1)
-    seq_len = _f(tf.shape(ids)[1])
-    stats["pad_share"] = 1.0 - tf.reduce_mean(real)
-    stats["len_mean"] = tf.reduce_mean(lengths)
-    stats["len_max"] = tf.reduce_max(lengths)
-    stats["full_share"] = tf.reduce_mean(_f(tf.equal(lengths, seq_len)))
+    has_mask = mask is not None and is_tensor(mask) and rank(mask) == 2
+    real = _f(mask) if has_mask else _f(ops.not_equal(ids, 0))
+    lengths = ops.sum(real, axis=1)
+    seq_len = _f(ops.shape(ids)[1])
+    stats["pad_share"] = 1.0 - ops.mean(real)
+    stats["len_mean"] = ops.mean(lengths)
+    stats["len_max"] = ops.max(lengths)
+    stats["full_share"] = ops.mean(_f(ops.equal(lengths, seq_len)))
     if len(len_edges) > 1:
         stats["len_hist"] = length_histogram(lengths, len_edges)
     if unk_id is not None:
-        unk = _f(tf.equal(ids, tf.cast(unk_id, ids.dtype))) * real
-        stats["unk_share"] = tf.reduce_sum(unk) / tf.maximum(tf.reduce_sum(real), 1.0)
+        unk = _f(ops.equal(ids, unk_id)) * real
+        stats["unk_share"] = ops.sum(unk) / ops.maximum(ops.sum(real), 1.0)
     return stats, desc
 
 
-def assemble(values: dict[str, tf.Tensor], channels: list[tuple[str, int]]) -> tf.Tensor:
+def _size(v) -> int | None:
+    """Number of elements if statically known, else None."""
+    shape = getattr(v, "shape", ())
+    if any(d is None for d in shape):
+        return None
+    return int(np.prod(shape)) if len(shape) else 1
+
+
+def assemble(values: dict, channels: list[tuple[str, int]]):
     """Pack named values into one float32 row in channel order; absent channels are NaN.
 
     Scalars are packed with one ``stack`` per run of scalar channels: the whole row costs a
-    handful of ops, which matters for models whose step takes a few milliseconds.
+    handful of ops, which matters for models whose step takes a few milliseconds. Python
+    numbers (a count known when the step is traced) are packed as constants.
     """
-    parts: list[tf.Tensor] = []
-    scalars: list[tf.Tensor] = []
+    parts: list = []
+    scalars: list = []
     for name, width in channels:
         v = values.get(name)
+        if v is not None and not is_tensor(v):
+            v = ops.convert_to_tensor(np.asarray(v, np.float32))
         # Only a statically known, matching size is packed: a reshape that could fail at run
         # time must never enter the training step.
-        ok = v is not None and v.shape.num_elements() == width
+        ok = v is not None and _size(v) == width
         if width == 1:
-            if not ok:
-                scalars.append(tf.constant(float("nan"), F32))
-            else:
-                v = _f(v)
-                scalars.append(v if v.shape.rank == 0 else tf.reshape(v, []))
+            scalars.append(ops.reshape(_f(v), ()) if ok else _nan(()))
             continue
         if scalars:
-            parts.append(tf.stack(scalars))
+            parts.append(ops.stack(scalars))
             scalars = []
-        if ok:
-            parts.append(tf.reshape(_f(v), [width]))
-        else:
-            parts.append(tf.constant(np.full(width, np.nan, np.float32)))
+        parts.append(ops.reshape(_f(v), (width,)) if ok else _nan((width,)))
     if scalars:
-        parts.append(tf.stack(scalars))
-    return tf.concat(parts, axis=0) if len(parts) > 1 else parts[0]
+        parts.append(ops.stack(scalars))
+    return ops.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
+
+
+def _nan(shape: tuple):
+    return ops.convert_to_tensor(np.full(shape, np.nan, np.float32))

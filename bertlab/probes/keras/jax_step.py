@@ -1,0 +1,146 @@
+"""The Keras JAX backend: record every step although the train step is a pure function.
+
+On JAX, Keras's ``train_step(state, data) -> (logs, state)`` is stateless and jitted: nothing
+may be written from inside it, and a tensor that leaves ``jax.value_and_grad`` (where
+``compute_loss`` runs) is a leaked tracer. So the step's tensors are taken where the JAX trainer
+hands them over at the level of the step itself (keras/src/backend/jax/trainer.py):
+
+- ``model._update_metrics_variables(metrics_variables, unscaled_loss, x, y, y_pred,
+  sample_weight)``: the loss (unscaled), inputs, labels and outputs of the batch;
+- ``optimizer.stateless_apply(optimizer_variables, grads, trainable_variables)``: the gradients,
+  the weights before and after the update, and (read under a ``StatelessScope`` of the optimizer
+  variables of this step) the learning rate.
+
+The ring of rows (:class:`bertlab.probes.keras.rings.JaxRing`) is threaded through the step:
+this module jits ``(state, carry, data) -> (logs, state, carry)`` around the model's own
+``train_step``/``test_step`` and hands Keras back a ``train_function(state, data) -> (logs,
+state)`` built with the trainer's own ``_make_function`` (so ``steps_per_execution`` behaves as
+in Keras). Keras's state, ``logs`` and ``History`` are untouched; the model is restored exactly
+after ``fit``. The first call traces the step once without the ring (``jax.eval_shape``, no
+computation) to learn the row layout.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import keras
+
+__all__ = ["install"]
+
+
+def install(inst: Any) -> None:
+    """Put the JAX hooks on ``inst.model`` and its optimizer (undone by ``inst.restore()``)."""
+    model, opt = inst.model, inst.model.optimizer
+    inst._saved = {
+        "update_metrics": model.__dict__.get("_update_metrics_variables"),
+        "stateless_apply": opt.__dict__.get("stateless_apply") if opt is not None else None,
+        "train_function": model.train_function,
+        "test_function": model.test_function,
+    }
+    update_metrics = model._update_metrics_variables
+    apply = opt.stateless_apply if opt is not None else None
+
+    def _update_metrics_variables(mv, unscaled_loss, x, y, y_pred, sample_weight):
+        pending = inst._pending
+        if pending is not None and "loss" not in pending:
+            pending.update(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
+            pending["loss"] = unscaled_loss
+        return update_metrics(mv, unscaled_loss, x, y, y_pred, sample_weight)
+
+    def stateless_apply(optimizer_variables, grads, trainable_variables):
+        def lr() -> Any:
+            mapping = list(zip(opt.variables, optimizer_variables, strict=False))
+            with keras.StatelessScope(state_mapping=mapping):  # the variables are purged
+                return keras.ops.convert_to_tensor(opt.learning_rate)
+
+        inst._stash_gradients(grads, model.trainable_variables, lr)
+        return apply(optimizer_variables, grads, trainable_variables)
+
+    object.__setattr__(model, "_update_metrics_variables", _update_metrics_variables)
+    if opt is not None:
+        object.__setattr__(opt, "stateless_apply", stateless_apply)
+    inst.installed = True
+    model.train_function = _function(inst, "train", inst._saved["train_function"])
+    model.test_function = _function(inst, "test", inst._saved["test_function"])
+
+
+def _function(inst: Any, mode: str, original: Any) -> Any:
+    """Keras's ``train_function``/``test_function`` with the ring threaded through (cached)."""
+    cached = inst._cache.get(mode)
+    if cached is not None and cached[0] is original:
+        return cached[1]
+    model = inst.model
+    compiled: dict[str, Any] = {}
+
+    def with_ring(state: Any, carry: dict, data: Any) -> tuple:
+        ring = inst.ring
+        if ring is not None and carry:
+            ring.tracing = dict(carry)
+        try:
+            logs, state = _step(inst, mode, state, data)
+            out = dict(ring.tracing) if ring is not None and ring.tracing is not None else carry
+        finally:
+            if ring is not None:
+                ring.tracing = None
+        return logs, state, out
+
+    def step_function(state: Any, data: Any) -> tuple:
+        try:
+            if inst.ring is None and mode == "train":  # learn the layout: shapes only
+                jax.eval_shape(lambda s, d: _step(inst, mode, s, d), state, data)
+            fn = compiled.get("fn")
+            if fn is None:
+                fn = compiled["fn"] = _jit(model, mode, with_ring)
+            ring = inst.ring
+            carry = ring.carry if ring is not None else {}
+            logs, state, carry = fn(state, carry, data)
+            if ring is not None:
+                ring.carry = carry
+            return logs, state
+        except BaseException as exc:  # noqa: BLE001 - re-raised unchanged
+            inst.step_failed(exc)
+            raise
+
+    function = model._make_function(step_function)
+    inst._cache[mode] = (original, function)
+    return function
+
+
+def _step(inst: Any, mode: str, state: Any, data: Any) -> tuple:
+    """The model's own step, with the tensors it computes recorded into the ring."""
+    inst._pending = {"mode": mode, "data": data}
+    try:
+        logs, state = getattr(inst.model, f"{mode}_step")(state, data)
+        pending = inst._pending
+    finally:
+        inst._pending = None
+    try:
+        if mode == "train":
+            inst._record_train(pending)
+        else:
+            inst._record_val(pending)
+    except Exception as exc:  # noqa: BLE001 - a fault in bertlab must not stop training
+        inst.on_fault(f"recording the {mode} step", exc)
+    return logs, state
+
+
+def _jit(model: Any, mode: str, fn: Any) -> Any:
+    """``fn`` jitted as Keras would jit the step (state and ring donated), or eager."""
+    if model.run_eagerly or not model.jit_compile:
+        return fn
+    out_shardings = None
+    if keras.distribution.distribution() is not None:
+        shardings = model._get_state_sharding_spec()
+        if mode == "test":
+            shardings = (shardings[0], shardings[1], shardings[3])
+        out_shardings = (None, shardings, None)
+    jitted = jax.jit(fn, donate_argnums=(0, 1), out_shardings=out_shardings)
+
+    def call(state: Any, carry: dict, data: Any) -> tuple:
+        carry = {k: jnp.asarray(v) for k, v in carry.items()}
+        return jitted(state, carry, data)
+
+    return call
