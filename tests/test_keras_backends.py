@@ -1,0 +1,142 @@
+"""The Keras Watch on the three Keras 3 backends: TensorFlow, JAX and torch (issue 13).
+
+Keras fixes its backend at import, so each backend trains in its own process
+(tests/workers/keras_backend.py): the same model (weights set from numpy), the same unshuffled
+batches, plain SGD. What the Watch recorded must agree with bertlab's numpy reference
+(bertlab/reference.py) on the first step, with the other backends on every step, and the
+findings must name the same codes; training must be bit-identical with and without the Watch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bertlab
+from bertlab import reference
+
+pytest.importorskip("jax")  # the dev environment has all three (./dev.sh installs jax[cpu])
+
+WORKER = Path(__file__).parent / "workers" / "keras_backend.py"
+BACKENDS = ("tensorflow", "jax", "torch")
+sys.path.insert(0, str(WORKER.parent))
+import keras_backend as case  # noqa: E402  (numpy-only helpers of the worker: data, weights)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """Run the worker once per backend (two at a time), and read back what each recorded."""
+    out = tmp_path_factory.mktemp("backends")
+    root = str(Path(__file__).resolve().parents[1])  # this checkout's bertlab, not another
+    env_base = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
+    }
+    procs = {}
+    for backend in BACKENDS:
+        env = {**env_base, "KERAS_BACKEND": backend}
+        log = open(out / f"{backend}.log", "w")  # noqa: SIM115 - closed below
+        cmd = [sys.executable, str(WORKER), str(out / f"{backend}.json")]
+        procs[backend] = (subprocess.Popen(cmd, env=env, stdout=log, stderr=log), log)
+        if len(procs) == 2:  # two cores: at most two trainings at once
+            first = next(iter(procs.values()))[0]
+            first.wait(timeout=300)
+    data = {}
+    for backend, (proc, log) in procs.items():
+        proc.wait(timeout=300)
+        log.close()
+        text = (out / f"{backend}.log").read_text()[-3000:]
+        assert proc.returncode == 0, f"{backend} worker failed:\n{text}"
+        data[backend] = json.loads((out / f"{backend}.json").read_text())
+        data[backend]["run"] = bertlab.load(str(out / f"{backend}.json.bertlab"))
+    return data
+
+
+def _first_step_reference(layout) -> dict:
+    """Loss, outputs and gradients of the first batch from the initial weights, in numpy."""
+    x, y = case.data()
+    x, y = x[: case.B], y[: case.B]
+    emb, kernel, bias = case.weights()
+    h = emb[x].mean(axis=1)  # GlobalAveragePooling1D over every position (no mask)
+    logits = h @ kernel + bias
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    loss = -np.log(p[np.arange(case.B), y]).mean()
+    g = (p - np.eye(case.K)[y]) / case.B
+    d_emb = np.zeros_like(emb)
+    np.add.at(d_emb, x, np.repeat((g @ kernel.T)[:, None, :] / case.SEQ, case.SEQ, axis=1))
+    ref = reference.step(layout, loss=loss, y_pred=logits, y=y, ids=x)
+    ref.update(reference.gradients([d_emb, h.T @ g, g.sum(0)], [0, 1, 1], 2))
+    ref["lr"] = 0.5
+    return ref
+
+
+def _row_value(row, name: str, width: int):
+    if width == 1:
+        return row[name]
+    return np.array([row[c] for c in row.index if c.startswith(f"{name}[")])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_first_step_equals_the_numpy_reference(results, backend):
+    run = results[backend]["run"]
+    assert list(run.layout.layers) == ["emb", "head"] or len(run.layout.layers) == 2
+    ref = _first_step_reference(run.layout)
+    row = run.history.iloc[0]
+    widths = dict(run.layout.channels())
+    checked = 0
+    for name, value in ref.items():
+        if name not in widths:
+            continue
+        np.testing.assert_allclose(
+            _row_value(row, name, widths[name]), value, rtol=2e-4, atol=1e-6, err_msg=name
+        )
+        checked += 1
+    assert checked >= 25, checked  # loss, grads, outputs, counts, labels, inputs
+
+
+def test_every_recorded_column_agrees_across_backends(results):
+    cols = results["tensorflow"]["healthy"]["columns"]
+    base = np.array(results["tensorflow"]["healthy"]["rows"])
+    assert base.shape[0] == 2 * case.N // case.B  # one row per step, two epochs
+    for backend in ("jax", "torch"):
+        assert results[backend]["healthy"]["columns"] == cols
+        rows = np.array(results[backend]["healthy"]["rows"])
+        for i, name in enumerate(cols):
+            if name == "time":
+                continue
+            np.testing.assert_allclose(
+                rows[:, i], base[:, i], rtol=1e-3, atol=1e-5, err_msg=f"{backend}: {name}"
+            )
+        for ours, theirs in zip(
+            results[backend]["healthy"]["epochs"], results["tensorflow"]["healthy"]["epochs"],
+            strict=True,
+        ):
+            assert ours.keys() == theirs.keys()
+            for key in ours:
+                np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-4, err_msg=key)
+
+
+@pytest.mark.parametrize(
+    "which, codes",
+    [("healthy", []), ("mismatch", ["loss-activation-mismatch"]), ("diverging", ["nan-loss"])],
+)
+def test_findings_name_the_same_codes_on_every_backend(results, which, codes):
+    for backend in BACKENDS:
+        assert results[backend][which]["codes"] == codes, backend
+        assert results[backend][which]["notes"] == [], backend
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_training_is_identical_with_and_without_watch(results, backend):
+    for which in ("healthy", "mismatch", "diverging"):
+        assert results[backend][which]["same_weights"], which
+        assert results[backend][which]["same_history"], which

@@ -1,0 +1,114 @@
+"""One Keras training per case on the backend named by ``KERAS_BACKEND`` (run by
+tests/test_keras_backends.py, one process per backend: Keras fixes its backend at import).
+
+Every backend gets the same model (weights set from numpy), the same unshuffled batch stream and
+plain SGD, so what the Watch recorded must agree across backends and with bertlab's numpy
+reference. Writes ``<out>`` (JSON): per case, the recorded rows, the epoch records' validation
+sums, the live findings' codes and whether weights/History equal an unwatched twin's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import warnings
+
+import keras
+import numpy as np
+
+import bertlab
+
+B, SEQ, VOCAB, K, N = 16, 12, 60, 3, 96
+
+
+def data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids with padding (id 0) at the row tails, and labels learnable from token 1."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(5, VOCAB, size=(N, SEQ)).astype("int32")
+    lengths = rng.integers(4, SEQ + 1, size=N)
+    x[np.arange(SEQ)[None, :] >= lengths[:, None]] = 0
+    y = (x[:, 0] % K).astype("int32")
+    return x, y
+
+
+def weights(seed: int = 1) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [
+        rng.normal(0, 0.5, (VOCAB, 8)).astype("float32"),
+        rng.normal(0, 0.5, (8, K)).astype("float32"),
+        np.zeros(K, "float32"),
+    ]
+
+
+def model(activation: str | None = None, lr: float = 0.5) -> keras.Model:
+    m = keras.Sequential(
+        [
+            keras.Input((SEQ,), dtype="int32"),
+            keras.layers.Embedding(VOCAB, 8, name="emb"),
+            keras.layers.GlobalAveragePooling1D(name="pool"),
+            keras.layers.Dense(K, activation=activation, name="head"),
+        ],
+        name="m",
+    )
+    m.set_weights(weights())
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=activation is None)
+    m.compile(optimizer=keras.optimizers.SGD(lr), loss=loss, metrics=["accuracy"])
+    return m
+
+
+def fit(m: keras.Model, watch: bool, epochs: int = 2) -> tuple:
+    x, y = data()
+    xv, yv = data(seed=7)
+    cbs = [bertlab.Watch(verbose=False)] if watch else []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        h = m.fit(x, y, batch_size=B, epochs=epochs, shuffle=False, verbose=0,
+                  validation_data=(xv, yv), callbacks=cbs)
+    return (cbs[0] if cbs else None), h.history
+
+
+def case(activation: str | None, lr: float, save: str | None = None) -> dict:
+    watch, history = fit(model(activation, lr), True)
+    twin = model(activation, lr)
+    _, plain_history = fit(twin, False)
+    m = watch.model
+    pairs = zip(m.get_weights(), twin.get_weights(), strict=True)
+    same = all(np.array_equal(a, b, equal_nan=True) for a, b in pairs)
+    if save:
+        watch.run.save(save)
+    hist = watch.run.history
+    return {
+        "columns": list(hist.columns),
+        "rows": np.nan_to_num(hist.to_numpy(dtype=float), nan=-999.0).tolist(),
+        "epochs": [
+            {k: np.asarray(v).tolist() for k, v in e.items() if k.startswith("val_")}
+            for e in watch.run.epoch_records
+        ],
+        "codes": sorted(f.code for f in watch.findings if f.severity in ("warning", "error")),
+        "same_weights": bool(same),
+        "same_history": np.array_equal(
+            json.dumps(history), json.dumps(plain_history)  # NaN-tolerant: same text
+        ),
+        "notes": watch.run.meta.get("notes", []),
+    }
+
+
+def main(out: str) -> None:
+    watchdog = threading.Timer(150, os._exit, args=(3,))
+    watchdog.daemon = True
+    watchdog.start()
+    keras.utils.set_random_seed(0)
+    result = {
+        "backend": keras.backend.backend(),
+        "healthy": case(None, 0.5, save=out + ".bertlab"),
+        "mismatch": case("sigmoid", 0.5),  # pre-flight: a sigmoid head under a K-class loss
+        "diverging": case(None, 2000.0),  # live: a learning rate far too high
+    }
+    with open(out, "w") as fh:
+        json.dump(result, fh)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
