@@ -117,7 +117,8 @@ def test_every_recorded_column_agrees_across_backends(results):
                 rows[:, i], base[:, i], rtol=1e-3, atol=1e-5, err_msg=f"{backend}: {name}"
             )
         for ours, theirs in zip(
-            results[backend]["healthy"]["epochs"], results["tensorflow"]["healthy"]["epochs"],
+            results[backend]["healthy"]["epochs"],
+            results["tensorflow"]["healthy"]["epochs"],
             strict=True,
         ):
             assert ours.keys() == theirs.keys()

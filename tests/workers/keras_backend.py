@@ -64,8 +64,16 @@ def fit(m: keras.Model, watch: bool, epochs: int = 2) -> tuple:
     cbs = [bertlab.Watch(verbose=False)] if watch else []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        h = m.fit(x, y, batch_size=B, epochs=epochs, shuffle=False, verbose=0,
-                  validation_data=(xv, yv), callbacks=cbs)
+        h = m.fit(
+            x,
+            y,
+            batch_size=B,
+            epochs=epochs,
+            shuffle=False,
+            verbose=0,
+            validation_data=(xv, yv),
+            callbacks=cbs,
+        )
     return (cbs[0] if cbs else None), h.history
 
 
@@ -89,7 +97,8 @@ def case(activation: str | None, lr: float, save: str | None = None) -> dict:
         "codes": sorted(f.code for f in watch.findings if f.severity in ("warning", "error")),
         "same_weights": bool(same),
         "same_history": np.array_equal(
-            json.dumps(history), json.dumps(plain_history)  # NaN-tolerant: same text
+            json.dumps(history),
+            json.dumps(plain_history),  # NaN-tolerant: same text
         ),
         "notes": watch.run.meta.get("notes", []),
     }
