@@ -107,7 +107,7 @@ def describe(result: dict[str, Any], validate: bool) -> str:
     if validate:
         verdict = {True: "ok", False: "NOT SHOWN", None: "no check"}[result.get("ok")]
         symptom = ", ".join(f"{k}={v}" for k, v in result.get("symptom", {}).items())
-        if result.get("error"):
+        if result.get("error") and "error" not in result.get("symptom", {}):
             symptom += f", error={result['error']['type']}"
         return f"{name:<34} {verdict:<9} {result.get('seconds', 0):5.1f}s  {symptom}"
     expect = result.get("expect", "")
