@@ -140,6 +140,27 @@ def gradients(grads: list, groups: list[int], n_groups: int) -> dict[str, object
     }
 
 
+def update_ratios(before: list, after: list, groups: list[int], n_groups: int) -> np.ndarray:
+    """Per group ``||after - before|| / ||before||`` (NaN where the group's weights are all 0)."""
+    delta, norm = np.zeros(n_groups), np.zeros(n_groups)
+    for w0, w1, group in zip(before, after, groups, strict=True):
+        w0, w1 = np.asarray(w0, dtype=np.float64), np.asarray(w1, dtype=np.float64)
+        delta[group] += np.sum((w1 - w0) ** 2)
+        norm[group] += np.sum(w0**2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(norm > 0, np.sqrt(delta) / np.sqrt(norm), np.nan)
+
+
+def mask_pad_share(ids, mask, pad_id: int | None = None) -> float:
+    """Share of pad-id positions the mask says to attend to (NaN: no mask, or no pad id)."""
+    if mask is None:
+        return float("nan")
+    pad = np.asarray(ids) == (0 if pad_id is None else pad_id)
+    if not pad.any():
+        return float("nan")
+    return float((np.asarray(mask)[pad] != 0).mean())
+
+
 def step(layout: Layout, *, loss=None, y_pred=None, y=None, ids=None, mask=None, unk_id=None):
     """Every channel of one step that depends on the batch (not the gradients), by name."""
     out: dict[str, object] = {}

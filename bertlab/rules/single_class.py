@@ -97,6 +97,7 @@ RULE = Rule(
         "label-format-mismatch",
         "params-not-in-optimizer",
         "high-learning-rate",
+        "low-learning-rate",
         "frozen-layers",
         "unshuffled-batches",
         "dead-gradients",

@@ -243,12 +243,13 @@ def length_histogram(lengths: tf.Tensor, edges: tuple[float, ...]) -> tf.Tensor:
 
 
 def input_stats(
-    x, unk_id: int | None = None, len_edges: tuple[float, ...] = ()
+    x, unk_id: int | None = None, len_edges: tuple[float, ...] = (), pad_id: int | None = None
 ) -> tuple[dict[str, tf.Tensor], dict]:
     """Token-id range, padding share, non-padding lengths, [UNK] share, non-finite inputs.
 
     With ``len_edges`` (the layout's, for the statically known sequence length) it also
-    returns ``len_hist``, the rows per token-length bin.
+    returns ``len_hist``, the rows per token-length bin; with a mask, ``mask_pad_share`` (the
+    share of pad-id positions, ``pad_id`` or 0, that the mask says to attend to).
     """
     stats: dict[str, tf.Tensor] = {}
     nonfinite = [
@@ -276,7 +277,37 @@ def input_stats(
     if unk_id is not None:
         unk = _f(tf.equal(ids, tf.cast(unk_id, ids.dtype))) * real
         stats["unk_share"] = tf.reduce_sum(unk) / tf.maximum(tf.reduce_sum(real), 1.0)
+    if mask is not None and mask.shape.rank == 2:
+        pad = _f(tf.equal(ids, tf.cast(0 if pad_id is None else pad_id, ids.dtype)))
+        n_pad = tf.reduce_sum(pad)
+        attended = tf.reduce_sum(pad * _f(tf.not_equal(mask, tf.zeros_like(mask))))
+        nan = tf.constant(float("nan"), F32)
+        stats["mask_pad_share"] = tf.where(n_pad > 0, attended / tf.maximum(n_pad, 1.0), nan)
     return stats, desc
+
+
+def update_sums(before: list, after: list) -> tuple[tf.Tensor, tf.Tensor]:
+    """Per variable ``||after - before||^2`` and ``||before||^2`` (the snapshot around an update).
+
+    The real difference of the weights, in float32 (subtracting two nearby float32 numbers is
+    exact), so ratios of 1e-7 survive; ``lr * grad`` would miss Adam's scaling and clipping.
+    """
+    delta = tf.stack(
+        [tf.reduce_sum(tf.square(_f(a) - _f(b))) for a, b in zip(after, before, strict=True)]
+    )
+    norm = tf.stack([tf.reduce_sum(tf.square(_f(b))) for b in before])
+    return delta, norm
+
+
+def update_ratio(
+    delta: tf.Tensor, norm: tf.Tensor, groups: list[int], n_groups: int
+) -> dict[str, tf.Tensor]:
+    """``update_ratio`` per group from :func:`update_sums` (NaN for an all-zero group)."""
+    ids = tf.constant(groups, tf.int32)
+    d = tf.math.unsorted_segment_sum(delta, ids, n_groups)
+    w = tf.math.unsorted_segment_sum(norm, ids, n_groups)
+    ratio = tf.sqrt(d) / tf.sqrt(tf.where(w > 0, w, tf.ones_like(w)))
+    return {"update_ratio": tf.where(w > 0, ratio, tf.fill(tf.shape(w), float("nan")))}
 
 
 def assemble(values: dict[str, tf.Tensor], channels: list[tuple[str, int]]) -> tf.Tensor:
