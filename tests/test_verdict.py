@@ -81,7 +81,8 @@ def test_torch_watch_verdict_on_a_healthy_loop():
     for _ in range(2):
         for i in range(0, 256, 32):
             optimizer.zero_grad()
-            nn.CrossEntropyLoss()(model(ids[i : i + 32], mask[i : i + 32]), y[i : i + 32]).backward()
+            s = slice(i, i + 32)
+            nn.CrossEntropyLoss()(model(ids[s], mask[s]), y[s]).backward()
             optimizer.step()
     watch.close()
     assert watch.verdict.startswith("The run looks healthy"), watch.verdict
