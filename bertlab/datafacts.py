@@ -43,6 +43,9 @@ class DataFacts:
         Whether a padding/attention mask is fed with the token ids.
     nonfinite_inputs
         Number of NaN/inf values in float inputs.
+    val_rows, val_overlap
+        Number of validation rows, and how many of them are exactly a training row too (the
+        same token ids, or the same input values without token ids), where both are known.
     """
 
     n: int = 0
@@ -62,6 +65,8 @@ class DataFacts:
     unk_share: float | None = None
     has_mask: bool | None = None
     nonfinite_inputs: int | None = None
+    val_rows: int | None = None
+    val_overlap: int | None = None
 
 
 def _counts(y: np.ndarray, n_outputs: int | None) -> np.ndarray | None:
@@ -91,8 +96,10 @@ def from_arrays(
     n_outputs: int | None = None,
     unk_id: int | None = None,
     val_y: Any = None,
+    val_x: Any = None,
 ) -> DataFacts:
-    """Summarise numpy-like inputs ``x`` (array or dict of arrays) and labels ``y``."""
+    """Summarise numpy-like inputs ``x`` (array or dict of arrays) and labels ``y`` (and how
+    many validation inputs ``val_x`` repeat a training input)."""
     facts = DataFacts()
     if y is not None:
         y = np.asarray(y, dtype=np.float64)
@@ -122,7 +129,27 @@ def from_arrays(
             facts.unk_share = float(np.sum((ids == unk_id) & real) / max(1, real.sum()))
     floats = [a for a in _arrays(x) if np.issubdtype(a.dtype, np.floating)]
     facts.nonfinite_inputs = int(sum(np.count_nonzero(~np.isfinite(a)) for a in floats))
+    if x is not None and val_x is not None:
+        train, val = row_keys(x), row_keys(val_x)
+        if train is not None and val is not None:
+            seen = set(train)
+            facts.val_rows = len(val)
+            facts.val_overlap = sum(key in seen for key in val)
     return facts
+
+
+def row_keys(x: Any) -> list[bytes] | None:
+    """One exact key per example: the bytes of its token-id row (or of all its input values).
+
+    Identical examples give identical keys; the padded row is the example as the model sees it.
+    ``None`` when the rows cannot be aligned (inputs of different lengths).
+    """
+    ids, _ = _text_inputs(x)
+    arrays = [ids] if ids is not None else _arrays(x)
+    if not arrays or any(a.ndim == 0 or len(a) != len(arrays[0]) for a in arrays):
+        return None
+    flat = [np.ascontiguousarray(a).reshape(len(a), -1) for a in arrays]
+    return [b"".join(a[i].tobytes() for a in flat) for i in range(len(flat[0]))]
 
 
 def _arrays(x: Any) -> list[np.ndarray]:

@@ -58,9 +58,13 @@ class ModelFacts:
     encoders
         Class names of pretrained-encoder building blocks found in the model (KerasHub
         backbones, transformer layers), evidence that this is a fine-tune of a transformer.
-    unk_token_id
-        Id of the tokenizer's unknown token, where the model carries its tokenizer (KerasHub
-        preprocessors) or the user passes it (``Watch(unk_token_id=...)``).
+    unk_token_id, pad_token_id
+        Ids of the tokenizer's unknown and padding tokens, learnt from what produced the ids
+        (``bertlab.probes.tokens``): a KerasHub preprocessor or a TextVectorization /
+        StringLookup the model carries, or the tokenizer passed as ``Watch(tokenizer=...)`` (a
+        Hugging Face or KerasHub tokenizer, a KerasHub preprocessor, a Keras lookup layer), or
+        ``Watch(unk_token_id=...)``. ``None``: unknown (the probes then take 0 as the pad id,
+        the BERT/Keras convention).
     steps_per_execution, run_eagerly, jit_compile
         Execution settings that change what the probe can see.
     mode_dependent
@@ -90,6 +94,7 @@ class ModelFacts:
     lookup_layers: list[str] = field(default_factory=list)
     encoders: list[str] = field(default_factory=list)
     unk_token_id: int | None = None
+    pad_token_id: int | None = None
     steps_per_execution: int = 1
     run_eagerly: bool = False
     jit_compile: bool = False

@@ -47,6 +47,21 @@ train_mode, grad_stale, micro_batches (optional: ``Layout.extras``; PyTorch prob
     held when the step's first backward pass began (0 or NaN when gradients were zeroed or set
     to None since the last optimizer step, > 0 when they carry over and accumulate); the number
     of backward passes accumulated into this optimizer step (gradient accumulation).
+mask_pad_share (optional: ``Layout.extras``)
+    Share of the positions holding the pad id (the tokenizer's, else 0) that the attention /
+    padding mask marks "attend": a mask that is all ones, or built from the wrong tensor, lets
+    the model read padding. NaN when the batch has no mask input or no pad-id position.
+update_ratio[L] (optional: ``Layout.extras``)
+    Per gradient group (layer): ``||w_after - w_before|| / ||w_before||`` of this optimizer
+    step, the real difference of the weights around the optimizer's update (not lr x grad,
+    which ignores Adam's scaling and cancels badly in float32 at ratios of 1e-7). NaN for a
+    group whose weights are all zero. Healthy training moves weights by roughly 1e-3 per step
+    from scratch and 1e-5..1e-3 when fine-tuning. The Keras probe reads every entry of a weight
+    of at most ``UPDATE_SAMPLE`` entries and every k-th entry (flat order, k = ceil(n /
+    UPDATE_SAMPLE)) of a larger one, scaling its sums by n / read: an estimate of the same
+    ratio that costs two small slices per weight instead of a copy of the model each step
+    (:func:`bertlab.reference.update_ratios` with ``sample=True``). The PyTorch probe reads
+    every entry.
 len_hist[16]
     Token-length distribution of the batch: how many rows have a number of real (non-padding)
     tokens in each of 16 equal bins on [0, L], L the padded sequence length (edges in
@@ -99,7 +114,14 @@ SCALARS: tuple[str, ...] = (
 
 #: Optional scalar channels a probe may add after ``SCALARS`` (``Layout.extras``): facts that
 #: only some frameworks have (a PyTorch loop chooses train/eval mode and zeroes gradients itself).
-EXTRAS: tuple[str, ...] = ("train_mode", "grad_stale", "micro_batches")
+EXTRAS: tuple[str, ...] = ("train_mode", "grad_stale", "micro_batches", "mask_pad_share")
+#: Optional vector channels, one value per gradient group, recorded after the vectors when the
+#: layout's ``extras`` names them (runs saved before they existed have none).
+LAYER_EXTRAS: tuple[str, ...] = ("update_ratio",)
+#: Entries of one weight that ``update_ratio`` reads at most (Keras probe; see above): 4096
+#: strided entries estimate a weight's ||dw||/||w|| well for the orders of magnitude the rules
+#: compare (1e-7 vs 1e-3), at a cost independent of the model's size.
+UPDATE_SAMPLE = 4096
 
 #: How the rows of several micro-batches merge into the row of one optimizer step (gradient
 #: accumulation): summed counts, extremes, or means weighted by the micro-batch sizes. Channels
@@ -135,6 +157,7 @@ COMBINE: dict[str, str] = {
             "len_mean",
             "full_share",
             "unk_share",
+            "mask_pad_share",
         ),
         "mean",
     ),
@@ -177,8 +200,9 @@ class Layout:
         Bin edges of ``len_hist`` (``length_edges(seq_len)``); empty when the padded sequence
         length is not known at trace time, and then ``len_hist`` is not recorded.
     extras
-        Optional scalar channels (names from ``EXTRAS``) recorded after ``SCALARS``; runs saved
-        before they existed have none.
+        Optional channels: scalars (names from ``EXTRAS``) recorded after ``SCALARS``, and
+        per-layer vectors (``LAYER_EXTRAS``) after the other vectors; runs saved before they
+        existed have none.
     """
 
     task: str
@@ -192,9 +216,11 @@ class Layout:
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r}; expected one of {TASKS}")
-        unknown = [name for name in self.extras if name not in EXTRAS]
+        unknown = [name for name in self.extras if name not in EXTRAS + LAYER_EXTRAS]
         if unknown:
-            raise ValueError(f"unknown extra channels {unknown}; expected names from {EXTRAS}")
+            raise ValueError(
+                f"unknown extra channels {unknown}; expected names from {EXTRAS + LAYER_EXTRAS}"
+            )
 
     @property
     def n_classes(self) -> int:
@@ -215,11 +241,13 @@ class Layout:
             ("label_count", self.n_classes),
             ("len_hist", max(0, len(self.len_edges) - 1)),
         ]
+        out += [(name, len(self.layers)) for name in self.extras if name in LAYER_EXTRAS]
         return [(name, width) for name, width in out if width > 0]
 
     def channels(self) -> list[tuple[str, int]]:
         """All channels of a row, in order, as ``(name, width)``."""
-        return [(name, 1) for name in SCALARS + self.extras] + self.vectors()
+        scalars = SCALARS + tuple(name for name in self.extras if name in EXTRAS)
+        return [(name, 1) for name in scalars] + self.vectors()
 
     def width(self) -> int:
         """Number of values in one row."""
@@ -249,7 +277,7 @@ class Layout:
 
     def labels(self, channel: str) -> list[str]:
         """Human-readable labels of a vector channel's columns (for tables and plots)."""
-        if channel == "grad_layer_norm":
+        if channel == "grad_layer_norm" or channel in LAYER_EXTRAS:
             return list(self.layers)
         if channel in ("out_hist", "len_hist"):
             edges = self.hist_edges if channel == "out_hist" else self.len_edges

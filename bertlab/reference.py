@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bertlab.layout import Layout
+from bertlab.layout import UPDATE_SAMPLE, Layout
 
 
 def _matrix(a) -> np.ndarray:
@@ -138,6 +138,39 @@ def gradients(grads: list, groups: list[int], n_groups: int) -> dict[str, object
         "grad_missing": float(len(grads) - len(present)),
         "grad_nonfinite": float((~np.isfinite(sq)).sum()),
     }
+
+
+def update_ratios(
+    before: list, after: list, groups: list[int], n_groups: int, sample: bool = False
+) -> np.ndarray:
+    """Per group ``||after - before|| / ||before||`` (NaN where the group's weights are all 0).
+
+    ``sample``: as the Keras probe reads it, every k-th entry of a weight larger than
+    ``layout.UPDATE_SAMPLE``, sums scaled by n / read (see ``update_ratio`` in layout.py).
+    """
+    delta, norm = np.zeros(n_groups), np.zeros(n_groups)
+    for w0, w1, group in zip(before, after, groups, strict=True):
+        w0 = np.asarray(w0, dtype=np.float64).ravel()
+        w1 = np.asarray(w1, dtype=np.float64).ravel()
+        scale = 1.0
+        if sample and w0.size > UPDATE_SAMPLE:
+            k = -(-w0.size // UPDATE_SAMPLE)
+            scale = w0.size / len(w0[::k])
+            w0, w1 = w0[::k], w1[::k]
+        delta[group] += np.sum((w1 - w0) ** 2) * scale
+        norm[group] += np.sum(w0**2) * scale
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(norm > 0, np.sqrt(delta) / np.sqrt(norm), np.nan)
+
+
+def mask_pad_share(ids, mask, pad_id: int | None = None) -> float:
+    """Share of pad-id positions the mask says to attend to (NaN: no mask, or no pad id)."""
+    if mask is None:
+        return float("nan")
+    pad = np.asarray(ids) == (0 if pad_id is None else pad_id)
+    if not pad.any():
+        return float("nan")
+    return float((np.asarray(mask)[pad] != 0).mean())
 
 
 def step(layout: Layout, *, loss=None, y_pred=None, y=None, ids=None, mask=None, unk_id=None):

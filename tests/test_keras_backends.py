@@ -74,8 +74,12 @@ def _first_step_reference(layout) -> dict:
     d_emb = np.zeros_like(emb)
     np.add.at(d_emb, x, np.repeat((g @ kernel.T)[:, None, :] / case.SEQ, case.SEQ, axis=1))
     ref = reference.step(layout, loss=loss, y_pred=logits, y=y, ids=x)
-    ref.update(reference.gradients([d_emb, h.T @ g, g.sum(0)], [0, 1, 1], 2))
+    grads = [d_emb, h.T @ g, g.sum(0)]
+    ref.update(reference.gradients(grads, [0, 1, 1], 2))
     ref["lr"] = 0.5
+    before = case.weights()
+    after = [w - 0.5 * dw for w, dw in zip(before, grads, strict=True)]  # plain SGD
+    ref["update_ratio"] = reference.update_ratios(before, after, [0, 1, 1], 2, sample=True)
     return ref
 
 

@@ -136,6 +136,25 @@ class WatchCore:
         """Live diagnoses, most fundamental cause first (withdrawn ones are in the run record)."""
         return self._diagnoser.findings
 
+    @property
+    def verdict(self) -> str:
+        """One sentence over the findings: the root cause, its symptoms and the evidence that
+        ties them (or that the run looks healthy, or that no cause is named)."""
+        from bertlab.verdict import verdict
+
+        return verdict(self.run.findings, self.run.steps)
+
+    def _announce_verdict(self) -> None:
+        """At the end of training: keep the verdict in the record and print it in scripts."""
+        try:
+            text = self.verdict
+        except Exception as exc:  # noqa: BLE001 - a verdict must never break the end of a run
+            self.run.note(f"the verdict failed: {type(exc).__name__}: {exc}")
+            return
+        self.run.meta["verdict"] = text
+        if self.verbose:
+            print(f"bertlab verdict: {text}", flush=True)
+
     def report(self) -> str:
         """Full text of the live findings: evidence, explanation and fix of each."""
         findings = self.findings

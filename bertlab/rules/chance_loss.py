@@ -61,6 +61,7 @@ RULE = Rule(
         "label-format-mismatch",
         "params-not-in-optimizer",
         "high-learning-rate",
+        "low-learning-rate",
         "single-class",
         "multilabel-collapse",
         "frozen-layers",

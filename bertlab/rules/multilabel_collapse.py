@@ -91,6 +91,7 @@ RULE = Rule(
         "label-format-mismatch",
         "params-not-in-optimizer",
         "high-learning-rate",
+        "low-learning-rate",
         "frozen-layers",
         "dead-gradients",
         "vanishing-gradients",

@@ -82,6 +82,7 @@ RULE = Rule(
         "params-not-in-optimizer",
         "frozen-layers",
         "high-learning-rate",
+        "low-learning-rate",
     ),
     title="The loss stopped improving",
     explanation=(

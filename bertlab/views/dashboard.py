@@ -37,7 +37,7 @@ STATIC = Path(__file__).resolve().parent.parent / "static"
 #: Minimum seconds between two ``steps`` messages (≤ 4 updates per second).
 THROTTLE_S = 0.25
 #: Traits whose value is computed from the run (status is tracked by the widget itself).
-_RUN_TRAITS = ("meta", "findings", "epochs", "snapshot", "snapshot_rows", "title")
+_RUN_TRAITS = ("meta", "findings", "verdict", "epochs", "snapshot", "snapshot_rows", "title")
 
 
 def _static(name: str) -> Path | str:
@@ -71,6 +71,7 @@ class Dashboard(anywidget.AnyWidget):
 
     meta = traitlets.Dict().tag(sync=True)
     findings = traitlets.List().tag(sync=True)
+    verdict = traitlets.Unicode("").tag(sync=True)
     epochs = traitlets.List().tag(sync=True)
     snapshot = traitlets.Bytes(b"").tag(sync=True)
     snapshot_rows = traitlets.Int(0).tag(sync=True)
@@ -190,7 +191,13 @@ class Dashboard(anywidget.AnyWidget):
             self._epochs_sent += 1
         signature = self._signature()
         if signature != self._findings_sig:
-            self.send({"type": "findings", "findings": protocol.findings(run)})
+            self.send(
+                {
+                    "type": "findings",
+                    "findings": protocol.findings(run),
+                    "verdict": protocol.verdict(run),
+                }
+            )
             self._findings_sig = signature
 
     def _reset(self) -> None:

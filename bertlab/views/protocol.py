@@ -148,6 +148,13 @@ def findings(run: Run) -> list[dict[str, Any]]:
     return [jsonable({key: f.get(key) for key in FINDING_KEYS}) for f in ordered]
 
 
+def verdict(run: Run) -> str:
+    """The one-sentence verdict over the run's findings (top of the sidebar)."""
+    from bertlab.verdict import verdict as judge
+
+    return judge(run.findings, run.steps)
+
+
 def epochs(run: Run) -> list[dict[str, Any]]:
     """The per-epoch records (Keras logs + validation summaries) as JSON."""
     return [jsonable(record) for record in run.epoch_records]
@@ -169,6 +176,7 @@ def state(run: Run, status_text: str | None = None, title: str = "") -> dict[str
     return {
         "meta": meta(run),
         "findings": findings(run),
+        "verdict": verdict(run),
         "epochs": epochs(run),
         "snapshot": buffer,
         "snapshot_rows": rows,

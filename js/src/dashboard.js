@@ -179,7 +179,7 @@ export function createDashboard(el, state) {
     frame = 0;
     if (dirty.header) renderHeader();
     if (dirty.sidebar) {
-      sidebar.update(state.findings, state.status, state.meta?.notes);
+      sidebar.update(state.findings, state.status, state.meta?.notes, state.verdict);
       renderTabDots();
     }
     dirty.header = dirty.sidebar = false;
@@ -223,7 +223,7 @@ export function createDashboard(el, state) {
 
   // Header and findings right away (they are cheap); the charts at the first frame.
   renderHeader();
-  sidebar.update(state.findings, state.status, state.meta?.notes);
+  sidebar.update(state.findings, state.status, state.meta?.notes, state.verdict);
   renderTabDots();
   dirty.header = dirty.sidebar = false;
   setActive("overview");

@@ -113,13 +113,17 @@ export class Sidebar {
     this.heading = h(doc, "span", "bertlab-sidebar-title", "Findings");
     this.count = h(doc, "span", "bertlab-sidebar-count");
     head.append(this.heading, this.count);
+    // The verdict first: one sentence naming the root cause, its symptoms and the evidence.
+    this.verdict = h(doc, "div", "bertlab-verdict");
+    this.verdict.setAttribute("role", "status");
+    this.verdict.hidden = true;
     this.list = h(doc, "div", "bertlab-findings");
     this.list.setAttribute("role", "list");
     this.empty = h(doc, "div", "bertlab-findings-empty");
     this.notes = h(doc, "div", "bertlab-notes");
     this.detail = h(doc, "div", "bertlab-finding-detail");
     this.detail.hidden = true;
-    this.el.append(head, this.list, this.empty, this.notes);
+    this.el.append(head, this.verdict, this.list, this.empty, this.notes);
     this.findings = [];
     this.selected = null; // code
   }
@@ -129,8 +133,14 @@ export class Sidebar {
    * @param {object[]} findings
    * @param {string} status run status, for the empty message
    * @param {string[]} [notes] what could not be observed (meta.notes)
+   * @param {string} [verdict] one sentence over the findings (root cause, symptoms, evidence)
    */
-  update(findings, status, notes = []) {
+  update(findings, status, notes = [], verdict = "") {
+    const text = typeof verdict === "string" ? verdict.trim() : "";
+    this.verdict.textContent = text;
+    this.verdict.hidden = !text;
+    const worst = (findings || []).filter((f) => f && f.status !== "resolved").map((f) => f.severity);
+    this.verdict.dataset.severity = worst.includes("error") ? "error" : worst.includes("warning") ? "warning" : "ok";
     this.findings = orderFindings(findings);
     const live = this.findings.filter((f) => f.status !== "resolved").length;
     this.count.textContent = this.findings.length ? `${live} live` + (this.findings.length > live ? `, ${this.findings.length - live} resolved` : "") : "";

@@ -16,6 +16,7 @@ export function createStandaloneModel(state = {}) {
   const values = {
     meta: {},
     findings: [],
+    verdict: "",
     epochs: [],
     snapshot: null,
     snapshot_rows: 0,

@@ -9,7 +9,7 @@ import { decodeColumns, dropRows, maxFinite, totalWidth } from "./protocol.js";
 import { ColumnStore } from "./store.js";
 
 /** Trait names the dashboard reads. */
-export const TRAITS = ["meta", "findings", "epochs", "snapshot", "snapshot_rows", "status", "title"];
+export const TRAITS = ["meta", "findings", "verdict", "epochs", "snapshot", "snapshot_rows", "status", "title"];
 
 export class RunState {
   /** @param {{maxRows?: number, budgetBytes?: number}} [storeOpts] */
@@ -19,6 +19,8 @@ export class RunState {
     /** @type {ColumnStore|null} null until meta names the channels */
     this.store = null;
     this.findings = [];
+    /** One sentence over the findings: root cause, symptoms, evidence (Python's verdict). */
+    this.verdict = "";
     this.epochs = [];
     this.status = "waiting";
     this.title = "";
@@ -165,8 +167,19 @@ export class RunState {
     this._emit("epochs");
   }
 
-  setFindings(list) {
+  /**
+   * @param {object[]} list
+   * @param {string} [verdict] the verdict sent with them (kept when not given)
+   */
+  setFindings(list, verdict) {
     this.findings = Array.isArray(list) ? list.filter((f) => f && typeof f === "object") : [];
+    if (typeof verdict === "string") this.verdict = verdict;
+    this._emit("findings");
+  }
+
+  /** @param {string} text */
+  setVerdict(text) {
+    this.verdict = typeof text === "string" ? text : "";
     this._emit("findings");
   }
 
@@ -196,7 +209,7 @@ export class RunState {
       case "epoch":
         return this.addEpoch(content.record);
       case "findings":
-        return this.setFindings(content.findings);
+        return this.setFindings(content.findings, content.verdict);
       case "status":
         return this.setStatus(content);
       default:
@@ -208,7 +221,7 @@ export class RunState {
   loadTraits(model) {
     this.setMeta(model.get("meta"));
     this.setEpochs(model.get("epochs"));
-    this.setFindings(model.get("findings"));
+    this.setFindings(model.get("findings"), model.get("verdict") ?? "");
     this.setStatus({ status: model.get("status"), title: model.get("title") ?? "" });
     const snap = model.get("snapshot");
     if (snap != null) this.offerSnapshot(snap, Number(model.get("snapshot_rows")));

@@ -44,6 +44,7 @@ function attach(model) {
     "change:snapshot": offer,
     "change:snapshot_rows": offer,
     "change:findings": () => state.setFindings(model.get("findings")),
+    "change:verdict": () => state.setVerdict(model.get("verdict")),
     "change:epochs": () => state.setEpochs(model.get("epochs")),
     "change:status": () => state.setStatus({ status: model.get("status") }),
     "change:title": () => state.setStatus({ title: model.get("title") ?? "" }),

@@ -94,3 +94,29 @@ describe("sidebar nesting", () => {
     expect(codes(list.querySelectorAll(".bertlab-finding")).slice(-2)).toEqual(["high-lr", "old"]);
   });
 });
+
+describe("verdict", () => {
+  it("shows the verdict at the top of the sidebar, before the findings, with the worst severity", () => {
+    const sb = new Sidebar(document, { onSelect: () => {} });
+    document.body.append(sb.el);
+    const text = "Root cause: high-lr (lr too high) — lr 0.2. It explains single-class from step 3: ...";
+    sb.update([{ ...F("high-lr"), severity: "info" }, { ...F("single-class", "high-lr"), severity: "error" }], "done", [], text);
+    const el = sb.el.querySelector(".bertlab-verdict");
+    expect(el.hidden).toBe(false);
+    expect(el.textContent).toBe(text);
+    expect(el.dataset.severity).toBe("error");
+    expect(el.compareDocumentPosition(sb.el.querySelector(".bertlab-findings")) & Node.DOCUMENT_POSITION_FOLLOWING).toBeTruthy();
+  });
+
+  it("is hidden without a verdict and inserted as text, never HTML", () => {
+    const sb = new Sidebar(document, { onSelect: () => {} });
+    document.body.append(sb.el);
+    sb.update([], "running");
+    expect(sb.el.querySelector(".bertlab-verdict").hidden).toBe(true);
+    sb.update([], "done", [], "<b>healthy</b>");
+    const el = sb.el.querySelector(".bertlab-verdict");
+    expect(el.querySelector("b")).toBeNull();
+    expect(el.textContent).toBe("<b>healthy</b>");
+    expect(el.dataset.severity).toBe("ok");
+  });
+});

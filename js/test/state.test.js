@@ -130,3 +130,17 @@ describe("snapshot trait", () => {
     expect(s.steps).toBe(40);
   });
 });
+
+describe("verdict", () => {
+  it("comes with the findings message, from the trait, and survives a findings update without one", () => {
+    const s = new RunState();
+    s.handleMessage({ type: "findings", findings: [{ code: "x" }], verdict: "Root cause: x" });
+    expect(s.verdict).toBe("Root cause: x");
+    s.setFindings([]);
+    expect(s.verdict).toBe("Root cause: x");
+    const before = s.versions.findings;
+    s.setVerdict("The run looks healthy");
+    expect(s.verdict).toBe("The run looks healthy");
+    expect(s.versions.findings).toBe(before + 1);
+  });
+});

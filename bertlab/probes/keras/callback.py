@@ -12,6 +12,7 @@ import keras
 import numpy as np
 
 from bertlab.probes.core import ALL_PHASES, READ_EVERY_S, WatchCore
+from bertlab.probes.tokens import special_ids
 from bertlab.run import DEFAULT_BUDGET_BYTES
 from bertlab.validation import summarize
 
@@ -51,9 +52,25 @@ def _read_facts(model: Any) -> Any:
 
 
 def unk_id(value: Any) -> int | None:
-    """An [UNK] id given as an int or as a tokenizer (its ``unk_token_id``)."""
-    ident = getattr(value, "unk_token_id", value)
-    return None if ident is None else int(ident)
+    """An [UNK] id given as an int or as a tokenizer (see ``bertlab.probes.tokens``)."""
+    if value is None or isinstance(value, (int, np.integer)):
+        return None if value is None else int(value)
+    return special_ids(value)[0]
+
+
+def apply_tokenizer(facts: Any, tokenizer: Any, unk_token_id: Any) -> None:
+    """Set ``facts.unk_token_id``/``pad_token_id`` from what the user passed (which wins over
+    what the model carries): ``tokenizer=`` any tokenizer, preprocessor or lookup layer,
+    ``unk_token_id=`` an int (or, as before, a tokenizer)."""
+    unk, pad = special_ids(tokenizer)
+    if unk_token_id is not None:
+        unk = unk_id(unk_token_id)
+        if pad is None and not isinstance(unk_token_id, (int, np.integer)):
+            pad = special_ids(unk_token_id)[1]
+    if unk is not None:
+        facts.unk_token_id = unk
+    if pad is not None:
+        facts.pad_token_id = pad
 
 
 class Watch(keras.callbacks.Callback, WatchCore):
@@ -97,10 +114,14 @@ class Watch(keras.callbacks.Callback, WatchCore):
     budget_mb
         Memory bound of the per-step history. Old steps are downsampled (bucket mean/min/max)
         so that a run of any length stays within it.
+    tokenizer
+        What produced the token ids, when the model does not carry it: a Hugging Face or
+        KerasHub tokenizer, a KerasHub preprocessor, or the TextVectorization / StringLookup
+        applied before the model. Its [UNK] id gives the [UNK] share of the inputs and its pad
+        id tells padding from text (found automatically for KerasHub models that carry their
+        preprocessor and for lookup layers inside the model).
     unk_token_id
-        Id of the tokenizer's unknown token, to measure the [UNK] share of the inputs (found
-        automatically for KerasHub models that carry their preprocessor), or the tokenizer
-        itself (its ``unk_token_id``, e.g. a transformers tokenizer).
+        Id of the tokenizer's unknown token, when no tokenizer is at hand.
     verbose
         Print each new finding as one line (default: in plain scripts, not in notebooks).
     dashboard
@@ -119,6 +140,7 @@ class Watch(keras.callbacks.Callback, WatchCore):
         model: Any = None,
         *,
         budget_mb: float = DEFAULT_BUDGET_BYTES / 2**20,
+        tokenizer: Any = None,
         unk_token_id: int | None = None,
         verbose: bool | None = None,
         dashboard: bool | None = None,
@@ -127,6 +149,7 @@ class Watch(keras.callbacks.Callback, WatchCore):
         flush_every_s: float = 2.0,
     ) -> None:
         super().__init__()
+        self._tokenizer = tokenizer
         self._init_core(
             budget_mb=budget_mb,
             unk_token_id=unk_token_id,
@@ -144,6 +167,7 @@ class Watch(keras.callbacks.Callback, WatchCore):
         self._foreign = False
         if model is not None and getattr(model, "optimizer", None) is not None:
             self._facts = _read_facts(model)  # compiled: its pre-flight findings now
+            apply_tokenizer(self._facts, tokenizer, unk_token_id)
             self.run.meta["model"] = self._facts.to_dict()
             self._evaluate(("preflight",))
 
@@ -191,8 +215,7 @@ class Watch(keras.callbacks.Callback, WatchCore):
         if stale is not None and stale is not self._instrument:
             stale.restore()  # an earlier fit that raised left its Watch attached
         facts = _read_facts(model)
-        if self.unk_token_id is not None:
-            facts.unk_token_id = unk_id(self.unk_token_id)
+        apply_tokenizer(facts, self._tokenizer, self.unk_token_id)
         self._facts = facts
         self._spe = facts.steps_per_execution
         self._eval_clock = time.perf_counter()
@@ -298,6 +321,7 @@ class Watch(keras.callbacks.Callback, WatchCore):
 
     def _finish(self) -> None:
         self._training(False)
+        self._announce_verdict()
         self.detach()
         model = self.model
         if getattr(model, "__dict__", {}).get("_bertlab_instrument") is self._instrument:

@@ -58,7 +58,8 @@ def check(
         Training inputs (array or dict of arrays, e.g. token_ids + padding_mask) and labels; or
         a ``tf.data.Dataset`` of ``(x, y)`` batches as ``x`` (its first batches are read).
     validation_data
-        ``(x_val, y_val)``, to compare label distributions.
+        ``(x_val, y_val)``, to compare label distributions and find validation examples that
+        are also training examples.
     unk_token_id
         The tokenizer's unknown-token id (or the tokenizer), to measure the [UNK] share.
     """
@@ -80,9 +81,11 @@ def check(
     facts = model_facts(model)
     if unk_token_id is not None:
         facts.unk_token_id = unk_id(unk_token_id)
-    val_y = validation_data[1] if isinstance(validation_data, (tuple, list)) else None
+    pair = isinstance(validation_data, (tuple, list))
+    val_x = validation_data[0] if pair else None
+    val_y = validation_data[1] if pair and len(validation_data) > 1 else None
     data = datafacts.from_arrays(
-        x, y, n_outputs=facts.n_outputs, unk_id=facts.unk_token_id, val_y=val_y
+        x, y, n_outputs=facts.n_outputs, unk_id=facts.unk_token_id, val_y=val_y, val_x=val_x
     )
     layout = Layout.for_model(
         loss=facts.loss,

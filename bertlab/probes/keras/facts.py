@@ -12,6 +12,7 @@ from typing import Any
 import keras
 
 from bertlab.facts import ModelFacts
+from bertlab.probes.tokens import special_ids
 
 # Canonical names of the loss functions Keras resolves strings to (aliases included).
 _LOSS_ALIASES = {
@@ -183,23 +184,25 @@ def model_facts(model: keras.Model) -> ModelFacts:
         if name.endswith("Backbone") or "TransformerEncoder" in name or "Bert" in name:
             if name not in facts.encoders:
                 facts.encoders.append(name)
-    facts.unk_token_id = _unk_token_id(model)
+    facts.unk_token_id, facts.pad_token_id = _token_ids(model, layers)
     facts.steps_per_execution = int(getattr(model, "steps_per_execution", 1) or 1)
     facts.run_eagerly = bool(getattr(model, "run_eagerly", False))
     facts.jit_compile = bool(getattr(model, "jit_compile", False))
     return facts
 
 
-def _unk_token_id(model: Any) -> int | None:
-    """The unknown token's id of a KerasHub model's own tokenizer, if it carries one."""
-    tokenizer = getattr(getattr(model, "preprocessor", None), "tokenizer", None)
-    oov = getattr(tokenizer, "oov_token", None)
-    if tokenizer is None or oov is None:
-        return None
-    try:
-        return int(tokenizer.token_to_id(oov))
-    except Exception:  # noqa: BLE001 - tokenizer without a vocabulary yet
-        return None
+def _token_ids(model: Any, layers: list[Any]) -> tuple[int | None, int | None]:
+    """The (unk, pad) ids of the tokenizer the model carries: a KerasHub task's preprocessor,
+    else the first TextVectorization / StringLookup in the model (its vocabulary)."""
+    unk, pad = special_ids(getattr(model, "preprocessor", None))
+    for layer in layers:
+        if unk is not None and pad is not None:
+            break
+        if isinstance(layer, (keras.layers.TextVectorization, keras.layers.StringLookup)):
+            lunk, lpad = special_ids(layer)
+            unk = unk if unk is not None else lunk
+            pad = pad if pad is not None else lpad
+    return unk, pad
 
 
 def _metric_names(metrics: Any) -> list[str]:

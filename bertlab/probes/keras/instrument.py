@@ -33,6 +33,8 @@ from bertlab.probes.keras import quantities as q
 from bertlab.probes.keras.rings import Ring, make_ring
 
 _LOSS_ARGS = ("x", "y", "y_pred", "sample_weight")
+#: Optional channels (``Layout.extras``) this probe records.
+EXTRAS = ("mask_pad_share", "update_ratio")
 #: Rows the in-graph ring holds. The callback reads it lazily (every ~0.1 s, or when half full),
 #: so per batch the Python side costs almost nothing; writing a row costs the same for any size.
 RING_ROWS = 512
@@ -46,6 +48,12 @@ def ring_capacity(steps_per_execution: int) -> int:
 def _first(structure: Any) -> Any:
     flat = [t for t in keras.tree.flatten(structure) if t is not None]
     return flat[0] if flat else None
+
+
+def _value(variable: Any) -> Any:
+    """A variable's stored value (a Keras 3 variable's own storage, never an autocast copy)."""
+    raw = getattr(variable, "_value", None)
+    return variable if raw is None else raw
 
 
 def _group(path: str) -> str:
@@ -230,7 +238,50 @@ class Instrument:
         opt = self.model.optimizer
         variables = trainable_variables or getattr(opt, "_trainable_variables", None)
         self._stash_gradients(grads, variables, lambda: opt.learning_rate)
-        return self._orig["optimizer"](grads, trainable_variables)
+        before = self._snapshot(variables)
+        result = self._after(before, lambda: self._orig["optimizer"](grads, trainable_variables))
+        self._stash_update(variables, before)
+        return result
+
+    def _after(self, before: list | None, update: Callable[[], Any]) -> Any:
+        """Run the optimizer's update once the snapshot is taken.
+
+        On TensorFlow a stateless op (the snapshot's slice) is not ordered against the update by
+        automatic control dependencies, and a read still pending when the variable is written
+        forces a copy of the whole variable; on JAX and torch the order is the program's.
+        """
+        if before is None or self.backend != "tensorflow":
+            return update()
+        import tensorflow as tf
+
+        with tf.control_dependencies([sample for sample, _ in before]):
+            return update()
+
+    def _snapshot(self, variables: Any) -> list | None:
+        """The trained weights' values before the train step's update (once per step)."""
+        pending = self._pending
+        if pending is None or pending["mode"] != "train" or "update" in pending or not variables:
+            return None
+        pending["update"] = None
+        try:
+            return [q.update_sample(_value(v)) for v in variables]
+        except Exception as exc:  # noqa: BLE001
+            self.on_fault("reading the weights before the update", exc)
+            return None
+
+    def _stash_update(self, variables: Any, before: list | None) -> None:
+        """Squared norms of the update and of the weights, read after the optimizer ran.
+
+        In the traced step, TensorFlow orders reads and writes of a variable as written, so
+        ``before`` precedes the update and these reads follow it.
+        """
+        if before is None or self._pending is None:
+            return
+        try:
+            after = [q.update_sample(_value(v))[0] for v in variables]
+            self._pending["update"] = q.update_sums(before, after)
+        except Exception as exc:  # noqa: BLE001
+            self.on_fault("measuring the update", exc)
 
     def _stash_gradients(self, grads: Any, variables: Any, learning_rate: Callable) -> None:
         """Keep the train step's gradients, variable names and learning rate for its row."""
@@ -267,6 +318,7 @@ class Instrument:
             n_outputs=k,
             layers=groups,
             seq_len=seq_len,
+            extras=EXTRAS,
         )
         width = self.layout.width()
         cap = ring_capacity(f.steps_per_execution)
@@ -297,6 +349,8 @@ class Instrument:
                 n_groups = max(1, len(layout.layers))
                 xla = bool(self.facts.jit_compile)
                 vals.update(q.gradient_stats(p["grads"], groups, n_groups, xla))
+                if p.get("update") is not None:
+                    vals.update(q.update_ratio(*p["update"], groups, n_groups))
             vals["lr"] = p.get("lr")
         if y_pred is not None:
             vals.update(q.output_stats(y_pred, layout))
@@ -304,7 +358,8 @@ class Instrument:
                 counts, _, _ = q.class_counts(y, y_pred, layout)
                 vals.update(counts)
         if x is not None:
-            stats, desc = q.input_stats(x, self.facts.unk_token_id, layout.len_edges)
+            pad_id = getattr(self.facts, "pad_token_id", None)
+            stats, desc = q.input_stats(x, self.facts.unk_token_id, layout.len_edges, pad_id)
             vals.update(stats)
             self.trace_facts["inputs"] = desc
         self._trace_output_facts(y_pred, y, weighted=p.get("sample_weight") is not None)

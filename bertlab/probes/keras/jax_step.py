@@ -28,6 +28,8 @@ import jax
 import jax.numpy as jnp
 import keras
 
+from bertlab.probes.keras import quantities as q
+
 __all__ = ["install"]
 
 
@@ -57,7 +59,16 @@ def install(inst: Any) -> None:
                 return keras.ops.convert_to_tensor(opt.learning_rate)
 
         inst._stash_gradients(grads, model.trainable_variables, lr)
-        return apply(optimizer_variables, grads, trainable_variables)
+        new_trainable, new_optimizer = apply(optimizer_variables, grads, trainable_variables)
+        pending = inst._pending
+        if pending is not None and pending["mode"] == "train" and "update" not in pending:
+            try:  # the weights before and after the update are both at hand: no snapshot
+                before = [q.update_sample(v) for v in trainable_variables]
+                after = [q.update_sample(v)[0] for v in new_trainable]
+                pending["update"] = q.update_sums(before, after)
+            except Exception as exc:  # noqa: BLE001 - a fault in bertlab must not stop training
+                inst.on_fault("measuring the update", exc)
+        return new_trainable, new_optimizer
 
     object.__setattr__(model, "_update_metrics_variables", _update_metrics_variables)
     if opt is not None:

@@ -105,7 +105,10 @@ class LegacyInstrument(Instrument):
         grads = [g for g, _ in pairs]
         variables = [v for _, v in pairs]
         self._stash_gradients(grads, variables, lambda: current_learning_rate(opt))
-        return self._orig["optimizer"](pairs, *args, **kwargs)
+        before = self._snapshot(variables)
+        result = self._orig["optimizer"](pairs, *args, **kwargs)
+        self._stash_update(variables, before)
+        return result
 
     def _var_names(self, variables: Any) -> list[str]:
         return [variable_name(v) for v in variables]

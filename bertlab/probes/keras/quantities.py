@@ -25,7 +25,7 @@ import numpy as np
 from keras import ops
 
 from bertlab.datafacts import MASK_KEYS, TOKEN_KEYS
-from bertlab.layout import Layout
+from bertlab.layout import UPDATE_SAMPLE, Layout
 
 F32 = "float32"
 _EPS = 1e-7
@@ -253,11 +253,14 @@ def length_histogram(lengths, edges: tuple[float, ...]):
     return ops.sum(one_hot(idx, nbins), axis=0)
 
 
-def input_stats(x, unk_id: int | None = None, len_edges: tuple[float, ...] = ()) -> tuple:
+def input_stats(
+    x, unk_id: int | None = None, len_edges: tuple[float, ...] = (), pad_id: int | None = None
+) -> tuple:
     """Token-id range, padding share, non-padding lengths, [UNK] share, non-finite inputs.
 
     With ``len_edges`` (the layout's, for the statically known sequence length) it also
-    returns ``len_hist``, the rows per token-length bin.
+    returns ``len_hist``, the rows per token-length bin; with a mask, ``mask_pad_share`` (the
+    share of pad-id positions, ``pad_id`` or 0, that the mask says to attend to).
     """
     stats: dict = {}
     nonfinite = [
@@ -286,7 +289,51 @@ def input_stats(x, unk_id: int | None = None, len_edges: tuple[float, ...] = ())
     if unk_id is not None:
         unk = _f(ops.equal(ids, unk_id)) * real
         stats["unk_share"] = ops.sum(unk) / ops.maximum(ops.sum(real), 1.0)
+    if has_mask:
+        pad = _f(ops.equal(ids, 0 if pad_id is None else pad_id))
+        n_pad = ops.sum(pad)
+        attended = ops.sum(pad * _f(ops.not_equal(mask, 0)))
+        share = attended / ops.maximum(n_pad, 1.0)
+        stats["mask_pad_share"] = ops.where(n_pad > 0, share, math.nan)
     return stats, desc
+
+
+def update_sample(value) -> tuple:
+    """The entries of one weight that ``update_ratio`` reads, and the factor to the whole.
+
+    Every entry of a weight of at most ``UPDATE_SAMPLE`` entries; of a larger one every k-th
+    entry in flat order (k = ceil(n / UPDATE_SAMPLE)), whose sums times n / read estimate the
+    whole weight's (see :mod:`bertlab.layout`). A copy: the optimizer updates in place next.
+    """
+    n = _size(value) or 0
+    flat = ops.reshape(_f(value), (-1,))
+    if n <= UPDATE_SAMPLE:
+        return ops.copy(flat), 1.0
+    k = -(-n // UPDATE_SAMPLE)
+    return ops.copy(flat[::k]), n / (-(-n // k))
+
+
+def update_sums(before: list, after: list) -> tuple:
+    """Per variable ``||after - before||^2`` and ``||before||^2``, scaled to the whole weight.
+
+    ``before`` holds :func:`update_sample` pairs taken before the update, ``after`` the same
+    entries read after it. The real difference of the weights, in float32 (subtracting two
+    nearby float32 numbers is exact), so ratios of 1e-7 survive; ``lr * grad`` would miss
+    Adam's scaling and clipping.
+    """
+    pairs = list(zip(before, after, strict=True))
+    delta = ops.stack([ops.sum(ops.square(a - b)) * scale for (b, scale), a in pairs])
+    norm = ops.stack([ops.sum(ops.square(b)) * scale for b, scale in before])
+    return delta, norm
+
+
+def update_ratio(delta, norm, groups: list[int], n_groups: int) -> dict:
+    """``update_ratio`` per group from :func:`update_sums` (NaN for an all-zero group)."""
+    ids = np.asarray(groups, np.int32)
+    d = ops.segment_sum(delta, ids, num_segments=n_groups)
+    w = ops.segment_sum(norm, ids, num_segments=n_groups)
+    ratio = ops.sqrt(d) / ops.sqrt(ops.where(w > 0, w, ops.ones_like(w)))
+    return {"update_ratio": ops.where(w > 0, ratio, math.nan)}
 
 
 def _size(v) -> int | None:

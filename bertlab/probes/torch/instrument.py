@@ -36,7 +36,7 @@ from bertlab.probes.torch import quantities as q
 from bertlab.probes.torch.facts import output_op, refine_loss, unwrap_model, unwrap_optimizer
 from bertlab.probes.torch.ring import Ring, ValSums
 
-EXTRAS = ("train_mode", "grad_stale", "micro_batches")
+EXTRAS = ("train_mode", "grad_stale", "micro_batches", "mask_pad_share", "update_ratio")
 
 
 class Instrument:
@@ -99,6 +99,9 @@ class Instrument:
         self._opt_signature: tuple | None = None
         self._calling: dict | None = None
         self._calling_loss: tuple | None = None
+        self._row: dict | None = None  # the step's values, written once the update is measured
+        self._snap: list[torch.Tensor] | None = None  # the weights before the update
+        self._snap_sq: torch.Tensor | None = None
         #: Labels the loop keeps from the model (the HF Trainer's compute_loss_func), if shown.
         self.external_labels: Any = None
 
@@ -119,6 +122,7 @@ class Instrument:
             add(ref.register_hook(self._guard(lambda grad, p=ref: self._on_ref_grad(p))))
         if self.optimizer is not None:
             add(self.optimizer.register_step_pre_hook(self._guard(self._on_step)))
+            add(self.optimizer.register_step_post_hook(self._guard(self._after_step)))
 
     def remove(self) -> None:
         for handle in self._handles:
@@ -236,9 +240,9 @@ class Instrument:
         if torch.is_tensor(y) and layout.task != "regression":
             vals.update(q.class_counts(y.detach(), y_pred.detach(), layout)[0])
         if ids is not None and ids.dim() == 2:
-            vals.update(
-                q.input_stats(ids, batch.get("mask"), self.facts.unk_token_id, layout.len_edges)
-            )
+            pad_id = getattr(self.facts, "pad_token_id", None)
+            mask, unk = batch.get("mask"), self.facts.unk_token_id
+            vals.update(q.input_stats(ids, mask, unk, layout.len_edges, pad_id))
         return vals
 
     def _summarize_inputs(self, ids: Any, mask: Any, y: Any) -> dict | None:
@@ -247,7 +251,8 @@ class Instrument:
         if not torch.is_tensor(ids) or ids.dim() != 2 or k is None:
             return None
         layout = self._ensure_layout(ids.device, ids, int(k))
-        vals = q.input_stats(ids, mask, self.facts.unk_token_id, layout.len_edges)
+        pad_id = getattr(self.facts, "pad_token_id", None)
+        vals = q.input_stats(ids, mask, self.facts.unk_token_id, layout.len_edges, pad_id)
         if torch.is_tensor(y) and layout.task != "regression":
             vals.update(q.label_matrix(y.detach(), layout)[1])
         return vals
@@ -273,7 +278,9 @@ class Instrument:
                 self._micro.append(vals)
         self._candidate = None
         if self._micro and self.optimizer is not None:
-            self._on_step(self.optimizer, (), {})
+            self._on_step(self.optimizer, (), {}, snapshot=False)
+        self._snap_sq = None  # a step that failed inside optimizer.step(): no measured update
+        self._after_step(self.optimizer, (), {})
 
     def observe_loss(self, loss: Any) -> None:
         """The loss of the latest training forward, computed outside the model and the loss
@@ -352,7 +359,11 @@ class Instrument:
             ]
             self.trace_facts["unused_params"] = len(grads) - len(present)
 
-    def _on_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+    def _on_step(self, optimizer: Any, args: Any, kwargs: Any, snapshot: bool = True) -> None:
+        """Before ``optimizer.step()``: close the step's values and snapshot the weights."""
+        if self._row is not None:  # the previous step raised inside optimizer.step()
+            self._write(self._row)
+            self._row = None
         layout = self.layout
         micro, grads, stale, backwards = self._micro, self._grads, self._stale, self._backwards
         self._micro, self._grads, self._stale, self._backwards = [], None, None, 0
@@ -368,7 +379,46 @@ class Instrument:
             vals["lr"] = float(lr)
         elif torch.is_tensor(lr):
             vals["lr"] = lr.detach().float()
-        channels = layout.channels()
+        self._row = vals
+        if snapshot:
+            self._take_snapshot()
+
+    def _take_snapshot(self) -> None:
+        """Copy the trained weights into a buffer kept between steps (one fused copy)."""
+        params = [p.detach() for p in self.params]
+        device = self.ring.rows.device if self.ring is not None else None
+        if not params or any(p.device != device or p.is_sparse for p in params):
+            return  # weights spread over devices (offloading): no ratio, never a failure
+        if self._snap is None:
+            self._snap = [torch.empty_like(p) for p in params]
+        torch._foreach_copy_(self._snap, params)
+        self._snap_sq = q.weight_norms(self._snap)
+
+    def _after_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        """After ``optimizer.step()``: measure the update and write the step's row."""
+        vals, before_sq = self._row, self._snap_sq
+        self._row = self._snap_sq = None
+        if vals is None:
+            return
+        if before_sq is not None and self.layout is not None:
+            ids = self._param_group_ids(before_sq.device)
+            n = max(1, len(self.layout.layers))
+            vals.update(q.update_ratio(self._snap, self.params, before_sq, ids, n))
+        self._write(vals)
+
+    def _param_group_ids(self, device: torch.device) -> torch.Tensor:
+        """The gradient group of every trained parameter, on the device (built once)."""
+        ids = self._group_ids.get(("params",))
+        if ids is None:
+            index = {name: i for i, name in enumerate(self.layout.layers)}
+            ids = torch.tensor([index[g] for g in self.groups], device=device)
+            self._group_ids[("params",)] = ids
+        return ids
+
+    def _write(self, vals: dict) -> None:
+        if self.layout is None or self.ring is None:
+            return
+        channels = self.layout.channels()
         self.ring.write(q.assemble(vals, channels, self.ring.nan), q.host_values(vals))
         self.on_step()
 

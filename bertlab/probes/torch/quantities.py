@@ -20,6 +20,7 @@ from bertlab.datafacts import MASK_KEYS, TOKEN_KEYS
 from bertlab.layout import COMBINE, Layout
 
 _EPS = 1e-7
+_NAN = float("nan")
 
 
 def _f(t: torch.Tensor) -> torch.Tensor:
@@ -213,9 +214,14 @@ def find_text_inputs(args: tuple, kwargs: dict) -> tuple[torch.Tensor | None, to
 
 
 def input_stats(
-    ids: torch.Tensor, mask: torch.Tensor | None, unk_id: int | None, len_edges: tuple
+    ids: torch.Tensor,
+    mask: torch.Tensor | None,
+    unk_id: int | None,
+    len_edges: tuple,
+    pad_id: int | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Token-id range, padding share, non-padding lengths (and their histogram), [UNK] share."""
+    """Token-id range, padding share, non-padding lengths (and their histogram), [UNK] share,
+    and with a mask the share of pad-id positions (``pad_id`` or 0) it says to attend to."""
     ids = ids.detach()
     real = _f(mask) if mask is not None and mask.shape == ids.shape else _f(ids != 0)
     lengths = real.sum(dim=1)
@@ -232,7 +238,40 @@ def input_stats(
     if unk_id is not None:
         unk = (ids == unk_id).to(torch.float32) * real
         stats["unk_share"] = unk.sum() / real.sum().clamp_min(1.0)
+    if mask is not None and mask.shape == ids.shape:
+        pad = ids == (0 if pad_id is None else pad_id)
+        n_pad = pad.sum().to(torch.float32)
+        attended = (pad & (mask.detach() != 0)).sum().to(torch.float32)
+        share = attended / n_pad.clamp_min(1.0)
+        stats["mask_pad_share"] = torch.where(n_pad > 0, share, torch.full_like(share, _NAN))
     return stats
+
+
+def weight_norms(snapshot: list[torch.Tensor]) -> torch.Tensor:
+    """Squared L2 norm of each weight tensor (one fused ``_foreach_norm``), float32."""
+    norms = torch.stack(torch._foreach_norm(snapshot)).to(torch.float32)
+    return norms * norms
+
+
+def update_ratio(
+    snapshot: list[torch.Tensor],
+    params: list[torch.Tensor],
+    before_sq: torch.Tensor,
+    group_ids: torch.Tensor,
+    n_groups: int,
+) -> dict[str, torch.Tensor]:
+    """``update_ratio`` per group: ``||after - before|| / ||before||`` of an optimizer step.
+
+    ``snapshot`` holds the weights before the step and is overwritten with ``before - after``
+    (in place: no second copy of the model); the subtraction of two nearby floats is exact, so
+    ratios of 1e-7 survive. A group whose weights are all zero gets NaN.
+    """
+    torch._foreach_sub_(snapshot, [p.detach() for p in params])
+    delta_sq = weight_norms(snapshot)
+    d = torch.zeros(n_groups, device=delta_sq.device).index_add_(0, group_ids, delta_sq)
+    w = torch.zeros(n_groups, device=delta_sq.device).index_add_(0, group_ids, before_sq)
+    ratio = d.sqrt() / w.clamp_min(1e-30).sqrt()
+    return {"update_ratio": torch.where(w > 0, ratio, torch.full_like(ratio, _NAN))}
 
 
 def _merge(values: list, kind: str, weights: list[float] | None):

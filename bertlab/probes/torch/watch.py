@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from bertlab.probes.core import ALL_PHASES, READ_EVERY_S, WatchCore
+from bertlab.probes.tokens import special_ids
 from bertlab.probes.torch.facts import model_facts, unoptimized_parameters
 from bertlab.probes.torch.instrument import Instrument
 from bertlab.probes.torch.ring import RING_ROWS
@@ -24,12 +25,11 @@ def process_rank() -> tuple[int, int]:
     return 0, 1
 
 
-def _unk_id(tokenizer: Any) -> int | None:
-    """The unknown token's id of a Hugging Face (``unk_token_id``) or KerasHub tokenizer."""
-    value = getattr(tokenizer, "unk_token_id", None)
-    if isinstance(value, int):
-        return value
-    return None
+def _token_ids(tokenizer: Any, unk_token_id: int | None) -> tuple[int | None, int | None]:
+    """(unk, pad) ids of the tokenizer in use (Hugging Face, KerasHub, a Keras lookup layer:
+    ``bertlab.probes.tokens``); an explicit ``unk_token_id`` wins."""
+    unk, pad = special_ids(tokenizer)
+    return (int(unk_token_id) if unk_token_id is not None else unk), pad
 
 
 class Watch(WatchCore):
@@ -80,7 +80,8 @@ class Watch(WatchCore):
         receives and the targets are recorded. Not needed for Hugging Face models called with
         ``labels=``. A plain function cannot be hooked: outputs are then recorded without labels.
     tokenizer
-        The tokenizer in use (its ``unk_token_id`` gives the [UNK] share of the inputs).
+        The tokenizer in use (a Hugging Face or KerasHub tokenizer or preprocessor): its [UNK]
+        id gives the [UNK] share of the inputs, its pad id tells padding from text.
     rank
         In a multi-process run (torchrun, DDP, Accelerate) only rank 0 records and shows, the
         other ranks' Watches stay idle; ``rank="all"`` records on every rank (with ``path=``,
@@ -131,8 +132,7 @@ class Watch(WatchCore):
         if not active and not reduce:
             return
         facts = model_facts(model, optimizer, loss_fn)
-        unk = unk_token_id if unk_token_id is not None else _unk_id(tokenizer)
-        facts.unk_token_id = unk
+        facts.unk_token_id, facts.pad_token_id = _token_ids(tokenizer, unk_token_id)
         self._facts = facts
         if world > 1:
             self.run.meta["distributed"] = {
@@ -201,6 +201,7 @@ class Watch(WatchCore):
                 self.end_epoch()
             self._collect()
             self._evaluate(ALL_PHASES)
+            self._announce_verdict()
         except Exception as exc:  # noqa: BLE001 - closing must never raise into the loop
             self._fault("closing", exc)
         finally:

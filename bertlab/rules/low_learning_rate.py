@@ -1,0 +1,109 @@
+"""low-learning-rate: the weights practically do not move, and the loss stays where it began."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bertlab.rules._dynamics import layer_name
+from bertlab.rules.base import Context, Evidence, Rule
+
+#: Judged over the latest WINDOW steps, once there are that many.
+WINDOW = 30
+#: Healthy training moves each layer's weights by about 1e-3 of their norm per step (the rule of
+#: thumb of CS231n and Karpathy's "A Recipe for Training Neural Networks"); fine-tuning a
+#: pretrained encoder typically 1e-5..1e-3 (BERT's 2e-5 with Adam moves weights of scale 0.02
+#: by ~1e-3). "Practically do not move": even the fastest layer's largest step in the window
+#: stays below LOW_RATIO, two orders of magnitude under the 1e-3 rule and under the bottom of
+#: the fine-tuning range (a typed 1e-8 instead of 1e-5 gives ~1e-7; 0 gives exactly 0).
+LOW_RATIO = 1e-5
+#: "Flat at its starting level": the latest steps' mean loss lies less than MAX_DROP below the
+#: mean of the window's first START steps (batch noise of the means stays well inside it).
+START = 10
+MAX_DROP = 0.1
+
+
+def _update_ratios(ctx: Context) -> np.ndarray:
+    """Per-step, per-layer update ratios as (steps, layers); (steps, 0) when not recorded."""
+    layout = ctx.layout
+    width = len(layout.layers) if layout is not None else 0
+    col = ctx.col("update_ratio")
+    if width == 0 or col.size == 0:
+        return np.empty((ctx.n_steps, 0))
+    return col.reshape(len(col), width)
+
+
+def check(ctx: Context) -> Evidence | None:
+    if ctx.n_steps < WINDOW:
+        return None
+    ratios = _update_ratios(ctx)[-WINDOW:]
+    grads = ctx.col("grad_norm")[-WINDOW:]
+    loss = ctx.col("loss")[-WINDOW:]
+    if ratios.shape[1] == 0 or not np.isfinite(ratios).any() or not np.isfinite(loss).all():
+        return None
+    # Gradients must reach the weights: with none, the step has nothing to apply whatever the
+    # learning rate (dead-gradients names that).
+    if not (np.isfinite(grads).all() and np.all(grads > 0)):
+        return None
+    lr = ctx.col("lr")[-WINDOW:]
+    if np.isfinite(lr).all() and len(lr) and lr[-1] > lr[0] * 1.01:
+        return None  # a warm-up still raising the rate: its first steps are small on purpose
+    largest = float(np.nanmax(ratios))
+    if largest >= LOW_RATIO:
+        return None
+    start, recent = float(loss[:START].mean()), float(loss[-START:].mean())
+    if start <= 0 or (start - recent) / start >= MAX_DROP:
+        return None
+    fastest = layer_name(ctx, int(np.nanargmax(np.nanmax(ratios, axis=0))))
+    steps = ctx.step_range(ctx.n_steps - WINDOW)
+    lr_text = ""
+    if np.isfinite(lr).all() and len(lr):
+        peak = float(np.nanmax(ctx.col("lr")))
+        lr_text = f"; learning rate {lr[-1]:.2g}"
+        if peak > 0 and lr[-1] < 0.01 * peak:
+            lr_text += f", decayed from {peak:.2g}"
+    return Evidence(
+        f"steps {steps[0]}–{steps[1]}: no layer's weights moved by more than {largest:.1e} of "
+        f"their norm in a step (fastest: {fastest}); training needs ~1e-3 (1e-5–1e-3 when "
+        f"fine-tuning); loss {start:.3g} at the start of the window, {recent:.3g} now{lr_text}",
+        steps=steps,
+        extra={"largest_ratio": largest},
+    )
+
+
+RULE = Rule(
+    check=check,
+    code="low-learning-rate",
+    severity="warning",
+    phase="live",
+    panel="gradients",
+    rank=31,
+    title="The weights practically do not move: learning rate far too small",
+    explanation=(
+        "Each optimizer step changes the weights by a tiny fraction of their size (the update "
+        "ratio ||Δw||/||w||), orders of magnitude below the ~1e-3 of healthy training, so the "
+        "loss stays at its starting level however long training runs. The usual causes are a "
+        "learning rate typed with the wrong exponent (1e-8 for 1e-5), a schedule that decays "
+        "to nothing within the first steps (decay_steps counted in epochs, not steps), or a "
+        "learning rate of 0 left from a freeze."
+    ),
+    fix=(
+        "Use a learning rate that moves the weights (fine-tuning: 2e-5..5e-5 with Adam; a small "
+        "model from scratch: 1e-3), and give schedules the total number of steps:\n"
+        "  schedule = keras.optimizers.schedules.CosineDecay(\n"
+        "      2e-5, decay_steps=epochs * steps_per_epoch)\n"
+        "  model.compile(optimizer=keras.optimizers.AdamW(schedule), loss=..., metrics=[...])\n"
+        "Check what the optimizer really uses: watch.history['lr']."
+    ),
+    fixes={
+        "torch": (
+            "Use a learning rate that moves the weights (fine-tuning: 2e-5..5e-5 with AdamW; a "
+            "small model from scratch: 1e-3), and give schedules the real number of steps:\n"
+            "  optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5)\n"
+            "  scheduler = transformers.get_linear_schedule_with_warmup(\n"
+            "      optimizer, num_warmup_steps=total_steps // 10, "
+            "num_training_steps=total_steps)  # total_steps = epochs * len(train_loader)\n"
+            "Hugging Face Trainer: TrainingArguments(..., learning_rate=2e-5). Check what the "
+            "optimizer really uses: watch.history['lr']."
+        ),
+    },
+)
