@@ -47,6 +47,10 @@ train_mode, grad_stale, micro_batches (optional: ``Layout.extras``; PyTorch prob
     held when the step's first backward pass began (0 or NaN when gradients were zeroed or set
     to None since the last optimizer step, > 0 when they carry over and accumulate); the number
     of backward passes accumulated into this optimizer step (gradient accumulation).
+loss_scale (optional: ``Layout.extras``; mixed precision)
+    The loss scale the step's gradients were computed with (a Keras ``LossScaleOptimizer``'s
+    dynamic scale, read before the step changes it); gradient norms are always recorded
+    unscaled. A scale that halves from one step to the next marks a skipped step.
 len_hist[16]
     Token-length distribution of the batch: how many rows have a number of real (non-padding)
     tokens in each of 16 equal bins on [0, L], L the padded sequence length (edges in
@@ -99,7 +103,7 @@ SCALARS: tuple[str, ...] = (
 
 #: Optional scalar channels a probe may add after ``SCALARS`` (``Layout.extras``): facts that
 #: only some frameworks have (a PyTorch loop chooses train/eval mode and zeroes gradients itself).
-EXTRAS: tuple[str, ...] = ("train_mode", "grad_stale", "micro_batches")
+EXTRAS: tuple[str, ...] = ("train_mode", "grad_stale", "micro_batches", "loss_scale")
 
 #: How the rows of several micro-batches merge into the row of one optimizer step (gradient
 #: accumulation): summed counts, extremes, or means weighted by the micro-batch sizes. Channels

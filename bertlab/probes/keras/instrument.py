@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from bertlab.facts import ModelFacts
 from bertlab.layout import Layout, val_channels
+from bertlab.probes.keras import precision, replicas
 from bertlab.probes.keras import quantities as q
 
 _LOSS_ARGS = ("x", "y", "y_pred", "sample_weight")
@@ -42,6 +43,12 @@ def ring_capacity(steps_per_execution: int) -> int:
 def _first(structure: Any) -> Any:
     flat = [t for t in tf.nest.flatten(structure) if t is not None]
     return flat[0] if flat else None
+
+
+def _replicas() -> float:
+    """Replicas in sync: Keras scales each replica's loss by its inverse."""
+    ctx = replicas.replica_context()
+    return float(ctx.num_replicas_in_sync) if ctx is not None else 1.0
 
 
 def _group(path: str) -> str:
@@ -79,7 +86,7 @@ class Instrument:
         self.trace_facts: dict[str, Any] = {}
         self.notes: list[str] = []
         self.on_error: Callable[[BaseException], None] | None = None
-        self._pending: dict[str, Any] | None = None
+        self._pendings: dict[int, dict[str, Any]] = {}  # per replica (tf.distribute)
         self._buffer: tf.Variable | None = None
         self._counter: tf.Variable | None = None
         self._val: tf.Variable | None = None
@@ -88,6 +95,7 @@ class Instrument:
         self._saved: dict[str, Any] = {}
         self._cache: dict[str, tuple[Any, Any]] = {}
         self.installed = False
+        self.reduced_seen = False  # the optimizer's all-reduced gradients were used
 
     # ---------------------------------------------------------------- install / restore
     def install(self) -> None:
@@ -112,6 +120,7 @@ class Instrument:
         object.__setattr__(model, "compute_loss", self._compute_loss)
         if opt is not None:
             object.__setattr__(opt, self.OPTIMIZER_METHOD, self._optimizer_call)
+        replicas.hook_optimizer_reduce(self, opt)
         self.installed = True
         model.train_function = self._instrumented("train", self._saved["train_function"])
         model.test_function = self._instrumented("test", self._saved["test_function"])
@@ -172,10 +181,25 @@ class Instrument:
                 owner.__dict__.pop(name, None)
             else:
                 object.__setattr__(owner, name, self._saved[key])
+        replicas.unhook_optimizer_reduce(self)
         model.train_function = self._saved["train_function"]
         model.test_function = self._saved["test_function"]
 
     # ---------------------------------------------------------------- trace-time hooks
+    @property
+    def _pending(self) -> dict[str, Any] | None:
+        """The tensors stashed by the step now being traced (one per replica: under
+        ``MirroredStrategy`` every replica traces its step in a thread of its own)."""
+        return self._pendings.get(replicas.replica_key())
+
+    @_pending.setter
+    def _pending(self, value: dict[str, Any] | None) -> None:
+        key = replicas.replica_key()
+        if value is None:
+            self._pendings.pop(key, None)
+        else:
+            self._pendings[key] = value
+
     def _train_step(self, data: Any) -> Any:
         return self._step("train", data)
 
@@ -183,7 +207,7 @@ class Instrument:
         return self._step("test", data)
 
     def _step(self, mode: str, data: Any) -> Any:
-        self._pending = {"mode": mode, "data": data}
+        self._pending = {"mode": mode, "data": data, "graph": tf.compat.v1.get_default_graph()}
         try:
             out = self._orig[f"{mode}_step"](data)
             pending = self._pending
@@ -212,7 +236,17 @@ class Instrument:
         opt = self.model.optimizer
         variables = trainable_variables or getattr(opt, "_trainable_variables", None)
         self._stash_gradients(grads, variables, lambda: opt.learning_rate)
+        self._stash_loss_scale(opt)
         return self._orig["optimizer"](grads, trainable_variables)
+
+    def _stash_loss_scale(self, opt: Any) -> None:
+        """Keep the loss scale the gradients carry (mixed precision), read before ``apply``."""
+        pending = self._pending
+        if pending is not None and "grads" in pending and "loss_scale" not in pending:
+            try:
+                pending["loss_scale"] = precision.loss_scale(opt)
+            except Exception as exc:  # noqa: BLE001
+                self.on_fault("reading the loss scale", exc)
 
     def _stash_gradients(self, grads: Any, variables: Any, learning_rate: Callable) -> None:
         """Keep the train step's gradients, variable names and learning rate for its row."""
@@ -230,7 +264,9 @@ class Instrument:
         return [v.path for v in variables]
 
     # ---------------------------------------------------------------- in-graph recording
-    def _ensure_layout(self, y_pred: Any, var_paths: list[str] | None, x: Any = None) -> Layout:
+    def _ensure_layout(
+        self, y_pred: Any, var_paths: list[str] | None, x: Any = None, extras: tuple = ()
+    ) -> Layout:
         if self.layout is not None:
             return self.layout
         ids = q.find_text_inputs(x)[0] if x is not None else None
@@ -249,14 +285,20 @@ class Instrument:
             n_outputs=k,
             layers=groups,
             seq_len=seq_len,
+            extras=extras,
         )
         width = self.layout.width()
         cap = ring_capacity(f.steps_per_execution)
+        dist = replicas.variable_kwargs()  # one local copy per replica under a strategy
         with tf.init_scope():
-            self._buffer = tf.Variable(tf.zeros([cap, width]), trainable=False, name="bertlab_rows")
-            self._counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="bertlab_count")
+            self._buffer = tf.Variable(
+                tf.zeros([cap, width]), trainable=False, name="bertlab_rows", **dist
+            )
+            self._counter = tf.Variable(
+                0, dtype=tf.int64, trainable=False, name="bertlab_count", **dist
+            )
             vwidth = sum(w for _, w in val_channels(self.layout))
-            self._val = tf.Variable(tf.zeros([vwidth]), trainable=False, name="bertlab_val")
+            self._val = tf.Variable(tf.zeros([vwidth]), trainable=False, name="bertlab_val", **dist)
         return self.layout
 
     def _record_train(self, p: dict[str, Any]) -> None:
@@ -265,7 +307,9 @@ class Instrument:
             self._note("the train step never called compute_loss: outputs and labels not recorded")
         if "grads" not in p:
             self._note("the train step never called optimizer.apply: gradients not recorded")
-        layout = self._ensure_layout(y_pred, p.get("vars"), x)
+        scaled = p.get("loss_scale") is not None
+        layout = self._ensure_layout(y_pred, p.get("vars"), x, ("loss_scale",) if scaled else ())
+        ctx = replicas.replica_context()
         vals: dict[str, tf.Tensor] = {}
         if "loss" in p:
             loss = tf.cast(tf.reduce_sum(p["loss"]), tf.float32)
@@ -281,7 +325,9 @@ class Instrument:
             if len(groups) == len(p["grads"]):
                 n_groups = max(1, len(layout.layers))
                 xla = bool(self.facts.jit_compile)
-                vals.update(q.gradient_stats(p["grads"], groups, n_groups, xla))
+                grads = replicas.global_gradients(p, ctx) if ctx else p["grads"]
+                stats = q.gradient_stats(grads, groups, n_groups, xla)
+                vals.update(precision.unscale(stats, p["loss_scale"]) if scaled else stats)
             vals["lr"] = p["lr"]
         if y_pred is not None:
             vals.update(q.output_stats(y_pred, layout))
@@ -293,10 +339,13 @@ class Instrument:
             vals.update(stats)
             self.trace_facts["inputs"] = desc
         self._trace_output_facts(y_pred, y, weighted=p.get("sample_weight") is not None)
+        if ctx is not None:
+            vals = replicas.combine_row(vals, ctx)  # the global batch, on every replica
         row = q.assemble(vals, layout.channels())
         row = tf.concat([[tf.cast(self._counter, tf.float32)], row[1:]], axis=0)
         idx = self._counter % self._buffer.shape[0]
-        written = self._buffer.scatter_nd_update([[idx]], [row])
+        # scatter_update: the one row-write that distributed (per-replica) variables implement
+        written = self._buffer.scatter_update(tf.IndexedSlices(row[None, :], idx[None]))
         # The count only moves once the row is really written: if the step fails half-way
         # (e.g. a label out of range), no stale slot is read as a step.
         with tf.control_dependencies([written]):
@@ -320,7 +369,7 @@ class Instrument:
             return
         n = tf.cast(tf.shape(x)[0], tf.float32) if x is not None else tf.constant(1.0)
         vals = {
-            "loss_sum": tf.cast(tf.reduce_sum(p["loss"]), tf.float32) * n,
+            "loss_sum": tf.cast(tf.reduce_sum(p["loss"]), tf.float32) * n * _replicas(),
             "batches": tf.constant(1.0),
             "samples": n,
         }
@@ -334,6 +383,9 @@ class Instrument:
             else:
                 vals["confusion"] = tf.matmul(true, pred, transpose_a=True)
         row = q.assemble(vals, val_channels(layout))
+        ctx = replicas.replica_context()
+        if ctx is not None:
+            row = replicas.sum_row(row, ctx)
         self._val.assign_add(tf.where(tf.math.is_nan(row), tf.zeros_like(row), row))
 
     def _note(self, text: str) -> None:
