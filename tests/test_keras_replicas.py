@@ -61,3 +61,49 @@ def test_mirrored_strategy_records_the_global_batch(tmp_path):
     assert np.isclose(r["val_loss_recorded"], r["val_loss"], rtol=1e-5)
     # Never perturb: the same weights and History with and without the Watch.
     assert r["identical_weights"] and r["same_history"]
+
+
+def test_mixed_precision_records_unscaled_gradients_and_names_a_collapsed_loss_scale(tmp_path):
+    r = _run("mixed", tmp_path)
+    f16, bf16 = r["mixed_float16"], r["mixed_bfloat16"]
+    for run in (f16, bf16):
+        assert run["faults"] == [] and run["identical_weights"] and run["out_dtype_ok"]
+        assert run["codes"] == []  # a healthy run: no warning, no error
+    # Gradient norms as float32 has them (the loss scale 2^15 divided back out); float16
+    # rounding allows ~1e-3, bfloat16 (8 bits of mantissa) ~1e-2.
+    np.testing.assert_allclose(f16["grad_norm"], r["grad_norm_f32"], rtol=2e-3)
+    np.testing.assert_allclose(bf16["grad_norm"], r["grad_norm_f32"], rtol=2e-2)
+    np.testing.assert_allclose(f16["loss"], r["loss_f32"], rtol=1e-3)
+    assert f16["loss_scale"] == [32768.0] * 6 and bf16["loss_scale"] is None
+    # Every step overflows float16: the scale halves on each and the rule names it.
+    collapse = r["collapse"]
+    assert collapse["faults"] == []
+    assert collapse["loss_scale"] == [32768.0 / 2**i for i in range(18)]
+    assert "loss-scale-collapse" in collapse["codes"]
+    assert "overflows float16" in collapse["evidence"][0]
+    # A softmax head cast to float32: Keras does not bypass a softmax behind a cast, so the
+    # doubled softmax is real and stays an error.
+    cast = r["cast_softmax"]
+    assert cast["output_op"] == "Cast" and cast["severity"] == "error" and cast["faults"] == []
+
+
+def test_loss_scale_collapse_ignores_a_settling_scale():
+    """A healthy start halves the scale a few times, then it stays: no finding."""
+    from bertlab.facts import ModelFacts
+    from bertlab.rules import loss_scale_collapse as rule
+    from bertlab.rules.base import Context
+
+    def ctx(scale):
+        scale = np.asarray(scale, float)
+        n = len(scale)
+        return Context(
+            facts=ModelFacts(),
+            columns={"step": np.arange(n, dtype=float), "loss_scale": scale, "loss": np.ones(n)},
+        )
+
+    settling = [2.0**16 / 2 ** min(i, 5) for i in range(40)]
+    assert rule.check(ctx(settling)) is None
+    assert rule.check(ctx([2.0**16] * 40)) is None
+    collapsing = [2.0**16 / 2**i for i in range(20)]
+    evidence = rule.check(ctx(collapsing))
+    assert evidence is not None and "19 in a row" in evidence.text
