@@ -62,6 +62,10 @@ update_ratio[L] (optional: ``Layout.extras``)
     ratio that costs two small slices per weight instead of a copy of the model each step
     (:func:`bertlab.reference.update_ratios` with ``sample=True``). The PyTorch probe reads
     every entry.
+loss_scale (optional: ``Layout.extras``; mixed precision)
+    The loss scale the step's gradients were computed with (a Keras ``LossScaleOptimizer``'s
+    dynamic scale, read before the step changes it); gradient norms are always recorded
+    unscaled. A scale that halves from one step to the next marks a skipped step.
 len_hist[16]
     Token-length distribution of the batch: how many rows have a number of real (non-padding)
     tokens in each of 16 equal bins on [0, L], L the padded sequence length (edges in
@@ -114,7 +118,13 @@ SCALARS: tuple[str, ...] = (
 
 #: Optional scalar channels a probe may add after ``SCALARS`` (``Layout.extras``): facts that
 #: only some frameworks have (a PyTorch loop chooses train/eval mode and zeroes gradients itself).
-EXTRAS: tuple[str, ...] = ("train_mode", "grad_stale", "micro_batches", "mask_pad_share")
+EXTRAS: tuple[str, ...] = (
+    "train_mode",
+    "grad_stale",
+    "micro_batches",
+    "mask_pad_share",
+    "loss_scale",
+)
 #: Optional vector channels, one value per gradient group, recorded after the vectors when the
 #: layout's ``extras`` names them (runs saved before they existed have none).
 LAYER_EXTRAS: tuple[str, ...] = ("update_ratio",)

@@ -29,6 +29,7 @@ from keras import ops
 
 from bertlab.facts import ModelFacts
 from bertlab.layout import Layout, val_channels
+from bertlab.probes.keras import precision
 from bertlab.probes.keras import quantities as q
 from bertlab.probes.keras.rings import Ring, make_ring
 
@@ -93,7 +94,7 @@ class Instrument:
         self.trace_facts: dict[str, Any] = {}
         self.notes: list[str] = []
         self.on_error: Callable[[BaseException], None] | None = None
-        self._pending: dict[str, Any] | None = None
+        self._pendings: dict[int, dict[str, Any]] = {}  # per replica (tf.distribute)
         self.ring: Ring | None = None
         self.backend = self.BACKEND or keras.backend.backend()
         self._read = 0
@@ -101,6 +102,7 @@ class Instrument:
         self._saved: dict[str, Any] = {}
         self._cache: dict[str, tuple[Any, Any]] = {}
         self.installed = False
+        self.reduced_seen = False  # the optimizer's all-reduced gradients were used
 
     # ---------------------------------------------------------------- install / restore
     def install(self) -> None:
@@ -130,6 +132,8 @@ class Instrument:
         object.__setattr__(model, "compute_loss", self._compute_loss)
         if opt is not None:
             object.__setattr__(opt, self.OPTIMIZER_METHOD, self._optimizer_call)
+        if self._replicas is not None:
+            self._replicas.hook_optimizer_reduce(self, opt)
         self.installed = True
         model.train_function = self._instrumented("train", self._saved["train_function"])
         model.test_function = self._instrumented("test", self._saved["test_function"])
@@ -198,10 +202,55 @@ class Instrument:
                 owner.__dict__.pop(name, None)
             else:
                 object.__setattr__(owner, name, self._saved[key])
+        if self._replicas is not None:
+            self._replicas.unhook_optimizer_reduce(self)
         model.train_function = self._saved["train_function"]
         model.test_function = self._saved["test_function"]
 
+    # ---------------------------------------------------------------- tf.distribute
+    @property
+    def _replicas(self) -> Any:
+        """:mod:`replicas` on TensorFlow (strategies are TensorFlow's), else None."""
+        if self.backend != "tensorflow":
+            return None
+        from bertlab.probes.keras import replicas
+
+        return replicas
+
+    def _replica_key(self) -> int:
+        return self._replicas.replica_key() if self._replicas is not None else 0
+
+    def _replica_context(self) -> Any:
+        return self._replicas.replica_context() if self._replicas is not None else None
+
+    def _n_replicas(self) -> float:
+        """Replicas in sync: Keras scales each replica's loss by its inverse."""
+        ctx = self._replica_context()
+        return float(ctx.num_replicas_in_sync) if ctx is not None else 1.0
+
+    def _graph(self) -> Any:
+        """The graph being traced (TensorFlow): the all-reduce hook matches its step by it."""
+        if self._replicas is None:
+            return None
+        import tensorflow as tf
+
+        return tf.compat.v1.get_default_graph()
+
     # ---------------------------------------------------------------- trace-time hooks
+    @property
+    def _pending(self) -> dict[str, Any] | None:
+        """The tensors stashed by the step now being traced (one per replica: under
+        ``MirroredStrategy`` every replica traces its step in a thread of its own)."""
+        return self._pendings.get(self._replica_key())
+
+    @_pending.setter
+    def _pending(self, value: dict[str, Any] | None) -> None:
+        key = self._replica_key()
+        if value is None:
+            self._pendings.pop(key, None)
+        else:
+            self._pendings[key] = value
+
     def _train_step(self, data: Any) -> Any:
         return self._step("train", data)
 
@@ -209,7 +258,7 @@ class Instrument:
         return self._step("test", data)
 
     def _step(self, mode: str, data: Any) -> Any:
-        self._pending = {"mode": mode, "data": data}
+        self._pending = {"mode": mode, "data": data, "graph": self._graph()}
         try:
             out = self._orig[f"{mode}_step"](data)
             pending = self._pending
@@ -238,6 +287,7 @@ class Instrument:
         opt = self.model.optimizer
         variables = trainable_variables or getattr(opt, "_trainable_variables", None)
         self._stash_gradients(grads, variables, lambda: opt.learning_rate)
+        self._stash_loss_scale(opt)
         before = self._snapshot(variables)
         result = self._after(before, lambda: self._orig["optimizer"](grads, trainable_variables))
         self._stash_update(variables, before)
@@ -283,6 +333,15 @@ class Instrument:
         except Exception as exc:  # noqa: BLE001
             self.on_fault("measuring the update", exc)
 
+    def _stash_loss_scale(self, opt: Any) -> None:
+        """Keep the loss scale the gradients carry (mixed precision), read before ``apply``."""
+        pending = self._pending
+        if pending is not None and "grads" in pending and "loss_scale" not in pending:
+            try:
+                pending["loss_scale"] = precision.loss_scale(opt)
+            except Exception as exc:  # noqa: BLE001
+                self.on_fault("reading the loss scale", exc)
+
     def _stash_gradients(self, grads: Any, variables: Any, learning_rate: Callable) -> None:
         """Keep the train step's gradients, variable names and learning rate for its row."""
         pending = self._pending
@@ -299,7 +358,9 @@ class Instrument:
         return [v.path for v in variables]
 
     # ---------------------------------------------------------------- in-graph recording
-    def _ensure_layout(self, y_pred: Any, var_paths: list[str] | None, x: Any = None) -> Layout:
+    def _ensure_layout(
+        self, y_pred: Any, var_paths: list[str] | None, x: Any = None, extras: tuple = ()
+    ) -> Layout:
         if self.layout is not None:
             return self.layout
         ids = q.find_text_inputs(x)[0] if x is not None else None
@@ -318,7 +379,7 @@ class Instrument:
             n_outputs=k,
             layers=groups,
             seq_len=seq_len,
-            extras=EXTRAS,
+            extras=extras,
         )
         width = self.layout.width()
         cap = ring_capacity(f.steps_per_execution)
@@ -332,7 +393,10 @@ class Instrument:
             self._note("the train step never called compute_loss: outputs and labels not recorded")
         if "grads" not in p:
             self._note("the train step never called optimizer.apply: gradients not recorded")
-        layout = self._ensure_layout(y_pred, p.get("vars"), x)
+        scaled = p.get("loss_scale") is not None
+        extras = EXTRAS + (("loss_scale",) if scaled else ())
+        layout = self._ensure_layout(y_pred, p.get("vars"), x, extras)
+        ctx = self._replica_context()
         vals: dict[str, Any] = {}
         if "loss" in p:
             loss = ops.cast(ops.sum(p["loss"]), "float32")
@@ -348,7 +412,9 @@ class Instrument:
             if len(groups) == len(p["grads"]):
                 n_groups = max(1, len(layout.layers))
                 xla = bool(self.facts.jit_compile)
-                vals.update(q.gradient_stats(p["grads"], groups, n_groups, xla))
+                grads = self._replicas.global_gradients(p, ctx) if ctx else p["grads"]
+                stats = q.gradient_stats(grads, groups, n_groups, xla)
+                vals.update(precision.unscale(stats, p["loss_scale"]) if scaled else stats)
                 if p.get("update") is not None:
                     vals.update(q.update_ratio(*p["update"], groups, n_groups))
             vals["lr"] = p.get("lr")
@@ -363,6 +429,8 @@ class Instrument:
             vals.update(stats)
             self.trace_facts["inputs"] = desc
         self._trace_output_facts(y_pred, y, weighted=p.get("sample_weight") is not None)
+        if ctx is not None:
+            vals = self._replicas.combine_row(vals, ctx)  # the global batch, on every replica
         row = q.assemble(vals, layout.channels())
         self.ring.write(row)
 
@@ -384,7 +452,7 @@ class Instrument:
             return
         n = ops.cast(ops.shape(x)[0], "float32") if x is not None else 1.0
         vals = {
-            "loss_sum": ops.cast(ops.sum(p["loss"]), "float32") * n,
+            "loss_sum": ops.cast(ops.sum(p["loss"]), "float32") * n * self._n_replicas(),
             "batches": 1.0,
             "samples": n,
         }
@@ -398,6 +466,9 @@ class Instrument:
             else:
                 vals["confusion"] = ops.matmul(ops.transpose(true), pred)
         row = q.assemble(vals, val_channels(layout))
+        ctx = self._replica_context()
+        if ctx is not None:
+            row = self._replicas.sum_row(row, ctx)
         self.ring.add_val(row)
 
     def _note(self, text: str) -> None:

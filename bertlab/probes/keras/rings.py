@@ -72,17 +72,26 @@ class TFRing(Ring):
     def __init__(self, cap: int, width: int, vwidth: int) -> None:
         import tensorflow as tf
 
+        from bertlab.probes.keras import replicas
+
         self.cap, self.width = cap, width
+        dist = replicas.variable_kwargs()  # mirrored, written once, under a strategy
         with tf.init_scope():
-            self.buffer = tf.Variable(tf.zeros([cap, width]), trainable=False, name="bertlab_rows")
-            self.count = tf.Variable(0, dtype=tf.int64, trainable=False, name="bertlab_count")
-            self.val = tf.Variable(tf.zeros([vwidth]), trainable=False, name="bertlab_val")
+            self.buffer = tf.Variable(
+                tf.zeros([cap, width]), trainable=False, name="bertlab_rows", **dist
+            )
+            self.count = tf.Variable(
+                0, dtype=tf.int64, trainable=False, name="bertlab_count", **dist
+            )
+            self.val = tf.Variable(tf.zeros([vwidth]), trainable=False, name="bertlab_val", **dist)
 
     def write(self, row: Any) -> None:
         import tensorflow as tf
 
         row = tf.concat([[tf.cast(self.count, tf.float32)], row[1:]], axis=0)
-        written = self.buffer.scatter_nd_update([[self.count % self.cap]], [row])
+        idx = self.count % self.cap
+        # scatter_update: the one row-write that distributed (per-replica) variables implement
+        written = self.buffer.scatter_update(tf.IndexedSlices(row[None, :], idx[None]))
         # The count only moves once the row is really written: if the step fails half-way
         # (e.g. a label out of range), no stale slot is read as a step.
         with tf.control_dependencies([written]):
