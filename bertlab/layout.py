@@ -57,9 +57,9 @@ update_ratio[L] (optional: ``Layout.extras``)
     which ignores Adam's scaling and cancels badly in float32 at ratios of 1e-7). NaN for a
     group whose weights are all zero. Healthy training moves weights by roughly 1e-3 per step
     from scratch and 1e-5..1e-3 when fine-tuning. The Keras probe reads every entry of a weight
-    of at most ``UPDATE_SAMPLE`` entries and every k-th entry (flat order, k = ceil(n /
-    UPDATE_SAMPLE)) of a larger one, scaling its sums by n / read: an estimate of the same
-    ratio that costs two small slices per weight instead of a copy of the model each step
+    of at most ``UPDATE_SAMPLE`` entries and every k-th slice along the first axis (k = ceil(n
+    / UPDATE_SAMPLE)) of a larger one, scaling its sums by n / read: an estimate of the same
+    ratio that costs two small reads per weight instead of a copy of the model each step
     (:func:`bertlab.reference.update_ratios` with ``sample=True``). The PyTorch probe reads
     every entry.
 loss_scale (optional: ``Layout.extras``; mixed precision)

@@ -145,17 +145,16 @@ def update_ratios(
 ) -> np.ndarray:
     """Per group ``||after - before|| / ||before||`` (NaN where the group's weights are all 0).
 
-    ``sample``: as the Keras probe reads it, every k-th entry of a weight larger than
-    ``layout.UPDATE_SAMPLE``, sums scaled by n / read (see ``update_ratio`` in layout.py).
+    ``sample``: as the Keras probe reads it, every k-th slice along the first axis of a weight
+    larger than ``layout.UPDATE_SAMPLE``, sums scaled by n / read (``update_ratio``, layout.py).
     """
     delta, norm = np.zeros(n_groups), np.zeros(n_groups)
     for w0, w1, group in zip(before, after, groups, strict=True):
-        w0 = np.asarray(w0, dtype=np.float64).ravel()
-        w1 = np.asarray(w1, dtype=np.float64).ravel()
+        w0, w1 = np.asarray(w0, dtype=np.float64), np.asarray(w1, dtype=np.float64)
         scale = 1.0
-        if sample and w0.size > UPDATE_SAMPLE:
-            k = -(-w0.size // UPDATE_SAMPLE)
-            scale = w0.size / len(w0[::k])
+        if sample and w0.ndim and w0.size > UPDATE_SAMPLE:
+            k = min(len(w0), -(-w0.size // UPDATE_SAMPLE))
+            scale = w0.size / w0[::k].size
             w0, w1 = w0[::k], w1[::k]
         delta[group] += np.sum((w1 - w0) ** 2) * scale
         norm[group] += np.sum(w0**2) * scale

@@ -289,23 +289,9 @@ class Instrument:
         self._stash_gradients(grads, variables, lambda: opt.learning_rate)
         self._stash_loss_scale(opt)
         before = self._snapshot(variables)
-        result = self._after(before, lambda: self._orig["optimizer"](grads, trainable_variables))
+        result = self._orig["optimizer"](grads, trainable_variables)
         self._stash_update(variables, before)
         return result
-
-    def _after(self, before: list | None, update: Callable[[], Any]) -> Any:
-        """Run the optimizer's update once the snapshot is taken.
-
-        On TensorFlow a stateless op (the snapshot's slice) is not ordered against the update by
-        automatic control dependencies, and a read still pending when the variable is written
-        forces a copy of the whole variable; on JAX and torch the order is the program's.
-        """
-        if before is None or self.backend != "tensorflow":
-            return update()
-        import tensorflow as tf
-
-        with tf.control_dependencies([sample for sample, _ in before]):
-            return update()
 
     def _snapshot(self, variables: Any) -> list | None:
         """The trained weights' values before the train step's update (once per step)."""

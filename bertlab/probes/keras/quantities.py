@@ -301,16 +301,25 @@ def input_stats(
 def update_sample(value) -> tuple:
     """The entries of one weight that ``update_ratio`` reads, and the factor to the whole.
 
-    Every entry of a weight of at most ``UPDATE_SAMPLE`` entries; of a larger one every k-th
-    entry in flat order (k = ceil(n / UPDATE_SAMPLE)), whose sums times n / read estimate the
-    whole weight's (see :mod:`bertlab.layout`). A copy: the optimizer updates in place next.
+    Every k-th slice along the first axis, k = ceil(n / UPDATE_SAMPLE) (k = 1, every entry,
+    for a weight of at most UPDATE_SAMPLE entries), whose sums times n / read estimate the whole
+    weight's (see :mod:`bertlab.layout`). Always a copy: the optimizer updates in place next. A
+    plain TensorFlow variable is read with ``sparse_read``, a stateful read that automatic control
+    dependencies order before the optimizer's write and that copies only those rows (a plain
+    read still pending at the write would make TensorFlow copy the whole variable).
     """
-    n = _size(value) or 0
-    flat = ops.reshape(_f(value), (-1,))
-    if n <= UPDATE_SAMPLE:
-        return ops.copy(flat), 1.0
-    k = -(-n // UPDATE_SAMPLE)
-    return ops.copy(flat[::k]), n / (-(-n // k))
+    shape = tuple(value.shape)
+    n = int(np.prod(shape)) if shape else 1
+    if not shape:
+        return ops.reshape(_f(ops.copy(value)), (1,)), 1.0
+    rows = shape[0]
+    k = max(1, min(rows, -(-n // UPDATE_SAMPLE)))
+    if type(value).__name__ == "ResourceVariable":  # not a tf.distribute (mirrored) variable
+        part = value.sparse_read(np.arange(0, rows, k))
+    else:
+        part = ops.copy(value[::k])
+    read = (-(-rows // k)) * (n // rows)
+    return ops.reshape(_f(part), (-1,)), n / read
 
 
 def update_sums(before: list, after: list) -> tuple:
