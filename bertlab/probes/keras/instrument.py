@@ -24,31 +24,18 @@ from collections.abc import Callable
 from typing import Any
 
 import keras
-import numpy as np
 from keras import ops
 
 from bertlab.facts import ModelFacts
-from bertlab.layout import Layout, val_channels
+from bertlab.layout import Layout
 from bertlab.probes.keras import precision
 from bertlab.probes.keras import quantities as q
-from bertlab.probes.keras.rings import Ring, make_ring
+from bertlab.probes.keras.rings import Ring
+from bertlab.probes.keras.rows import RowRecorder, ring_capacity
+
+__all__ = ["Instrument", "ring_capacity"]
 
 _LOSS_ARGS = ("x", "y", "y_pred", "sample_weight")
-#: Optional channels (``Layout.extras``) this probe records.
-EXTRAS = ("mask_pad_share", "update_ratio")
-#: Rows the in-graph ring holds. The callback reads it lazily (every ~0.1 s, or when half full),
-#: so per batch the Python side costs almost nothing; writing a row costs the same for any size.
-RING_ROWS = 512
-
-
-def ring_capacity(steps_per_execution: int) -> int:
-    """Ring size: RING_ROWS, and always room for four executions of steps_per_execution."""
-    return max(RING_ROWS, 4 * max(1, steps_per_execution))
-
-
-def _first(structure: Any) -> Any:
-    flat = [t for t in keras.tree.flatten(structure) if t is not None]
-    return flat[0] if flat else None
 
 
 def _value(variable: Any) -> Any:
@@ -57,12 +44,7 @@ def _value(variable: Any) -> Any:
     return variable if raw is None else raw
 
 
-def _group(path: str) -> str:
-    """Gradient group of a variable: its owning layer's path (``a/b/kernel`` -> ``a/b``)."""
-    return path.rsplit("/", 1)[0] if "/" in path else path
-
-
-class Instrument:
+class Instrument(RowRecorder):
     """In-graph recording for one model on behalf of one Watch.
 
     The optimizer method that receives the gradients is ``OPTIMIZER_METHOD`` (Keras 3:
@@ -207,35 +189,6 @@ class Instrument:
         model.train_function = self._saved["train_function"]
         model.test_function = self._saved["test_function"]
 
-    # ---------------------------------------------------------------- tf.distribute
-    @property
-    def _replicas(self) -> Any:
-        """:mod:`replicas` on TensorFlow (strategies are TensorFlow's), else None."""
-        if self.backend != "tensorflow":
-            return None
-        from bertlab.probes.keras import replicas
-
-        return replicas
-
-    def _replica_key(self) -> int:
-        return self._replicas.replica_key() if self._replicas is not None else 0
-
-    def _replica_context(self) -> Any:
-        return self._replicas.replica_context() if self._replicas is not None else None
-
-    def _n_replicas(self) -> float:
-        """Replicas in sync: Keras scales each replica's loss by its inverse."""
-        ctx = self._replica_context()
-        return float(ctx.num_replicas_in_sync) if ctx is not None else 1.0
-
-    def _graph(self) -> Any:
-        """The graph being traced (TensorFlow): the all-reduce hook matches its step by it."""
-        if self._replicas is None:
-            return None
-        import tensorflow as tf
-
-        return tf.compat.v1.get_default_graph()
-
     # ---------------------------------------------------------------- trace-time hooks
     @property
     def _pending(self) -> dict[str, Any] | None:
@@ -315,7 +268,7 @@ class Instrument:
             return
         try:
             after = [q.update_sample(_value(v))[0] for v in variables]
-            self._pending["update"] = q.update_sums(before, after)
+            self._pending["update"] = (before, after)  # summed with the row (rows.py)
         except Exception as exc:  # noqa: BLE001
             self.on_fault("measuring the update", exc)
 
@@ -343,161 +296,6 @@ class Instrument:
         """Paths of the trained variables (``a/b/kernel``), whose prefix is the layer group."""
         return [v.path for v in variables]
 
-    # ---------------------------------------------------------------- in-graph recording
-    def _ensure_layout(
-        self, y_pred: Any, var_paths: list[str] | None, x: Any = None, extras: tuple = ()
-    ) -> Layout:
-        if self.layout is not None:
-            return self.layout
-        ids = q.find_text_inputs(x)[0] if x is not None else None
-        seq_len = None
-        if ids is not None and q.rank(ids) == 2 and ids.shape[1] is not None:
-            seq_len = int(ids.shape[1])  # padded length known at trace time: len_hist
-        k = 1
-        if y_pred is not None and q.rank(y_pred) > 1:
-            k = int(y_pred.shape[-1]) if y_pred.shape[-1] is not None else 1
-        groups = tuple(dict.fromkeys(_group(p) for p in var_paths or []))
-        f = self.facts
-        self.layout = Layout.for_model(
-            loss=f.loss,
-            from_logits=f.from_logits,
-            output_activation=f.output_activation,
-            n_outputs=k,
-            layers=groups,
-            seq_len=seq_len,
-            extras=extras,
-        )
-        width = self.layout.width()
-        cap = ring_capacity(f.steps_per_execution)
-        vwidth = sum(w for _, w in val_channels(self.layout))
-        self.ring = make_ring(cap, width, vwidth, self.backend)
-        return self.layout
-
-    def _record_train(self, p: dict[str, Any]) -> None:
-        y_pred, y, x = _first(p.get("y_pred")), _first(p.get("y")), p.get("x")
-        if "loss" not in p:
-            self._note("the train step never called compute_loss: outputs and labels not recorded")
-        if "grads" not in p:
-            self._note("the train step never called optimizer.apply: gradients not recorded")
-        scaled = p.get("loss_scale") is not None
-        extras = EXTRAS + (("loss_scale",) if scaled else ())
-        layout = self._ensure_layout(y_pred, p.get("vars"), x, extras)
-        ctx = self._replica_context()
-        vals: dict[str, Any] = {}
-        if "loss" in p:
-            loss = ops.cast(ops.sum(p["loss"]), "float32")
-            vals["loss"] = loss
-            vals["loss_nonfinite"] = ops.cast(ops.logical_not(ops.isfinite(loss)), "float32")
-        first_x = _first(x)
-        if first_x is not None:
-            vals["batch_size"] = ops.cast(ops.shape(first_x)[0], "float32")
-        if p.get("grads") is not None:
-            index = {name: i for i, name in enumerate(layout.layers)}
-            paths = p["vars"] or []
-            groups = [index.get(_group(path), 0) for path in paths]
-            if len(groups) == len(p["grads"]):
-                n_groups = max(1, len(layout.layers))
-                xla = bool(self.facts.jit_compile)
-                grads = self._replicas.global_gradients(p, ctx) if ctx else p["grads"]
-                stats = q.gradient_stats(grads, groups, n_groups, xla)
-                vals.update(precision.unscale(stats, p["loss_scale"]) if scaled else stats)
-                if p.get("update") is not None:
-                    vals.update(q.update_ratio(*p["update"], groups, n_groups))
-            vals["lr"] = p.get("lr")
-        if y_pred is not None:
-            vals.update(q.output_stats(y_pred, layout))
-            if y is not None and layout.task != "regression":
-                counts, _, _ = q.class_counts(y, y_pred, layout)
-                vals.update(counts)
-        if x is not None:
-            pad_id = getattr(self.facts, "pad_token_id", None)
-            stats, desc = q.input_stats(x, self.facts.unk_token_id, layout.len_edges, pad_id)
-            vals.update(stats)
-            self.trace_facts["inputs"] = desc
-        self._trace_output_facts(y_pred, y, weighted=p.get("sample_weight") is not None)
-        if ctx is not None:
-            vals = self._replicas.combine_row(vals, ctx)  # the global batch, on every replica
-        row = q.assemble(vals, layout.channels())
-        self.ring.write(row)
-
-    def _trace_output_facts(self, y_pred: Any, y: Any, weighted: bool) -> None:
-        """Static facts only visible at trace time (output op, label shape, sample weights)."""
-        if y_pred is not None:
-            op = getattr(y_pred, "op", None)
-            self.trace_facts["output_op"] = getattr(op, "type", None)
-            self.trace_facts["output_shape"] = list(y_pred.shape)
-        self.trace_facts["sample_weight"] = weighted
-        if y is not None:
-            self.trace_facts["label_shape"] = list(y.shape)
-            self.trace_facts["label_dtype"] = keras.backend.standardize_dtype(y.dtype)
-
-    def _record_val(self, p: dict[str, Any]) -> None:
-        layout = self.layout
-        y_pred, y, x = _first(p.get("y_pred")), _first(p.get("y")), _first(p.get("x"))
-        if layout is None or y_pred is None or "loss" not in p:
-            return
-        n = ops.cast(ops.shape(x)[0], "float32") if x is not None else 1.0
-        vals = {
-            "loss_sum": ops.cast(ops.sum(p["loss"]), "float32") * n * self._n_replicas(),
-            "batches": 1.0,
-            "samples": n,
-        }
-        if y is not None and layout.task != "regression":
-            counts, pred, true = q.class_counts(y, y_pred, layout)
-            vals["pred_count"], vals["label_count"] = counts["pred_count"], counts["label_count"]
-            if layout.task == "multilabel":
-                vals["tp"] = ops.sum(true * pred, axis=0)
-                vals["fp"] = ops.sum((1.0 - true) * pred, axis=0)
-                vals["fn"] = ops.sum(true * (1.0 - pred), axis=0)
-            else:
-                vals["confusion"] = ops.matmul(ops.transpose(true), pred)
-        row = q.assemble(vals, val_channels(layout))
-        ctx = self._replica_context()
-        if ctx is not None:
-            row = self._replicas.sum_row(row, ctx)
-        self.ring.add_val(row)
-
     def _note(self, text: str) -> None:
         if text not in self.notes:
             self.notes.append(text)
-
-    # ---------------------------------------------------------------- Python-side reads
-    @property
-    def capacity(self) -> int:
-        """Rows the ring holds (0 before the first trace)."""
-        return 0 if self.ring is None else self.ring.cap
-
-    def read_rows(self) -> np.ndarray | None:
-        """Rows written since the last read, oldest first, as float64 (n, D); None if none."""
-        if self.ring is None:
-            return None
-        count, buffer = self.ring.read_rows()
-        new = count - self._read
-        if new <= 0:
-            return None
-        cap = self.ring.cap
-        if new > cap:
-            if not self._lost_reported:
-                self._lost_reported = True
-                self._note(f"{new - cap} steps ran between two callback calls and were not read")
-            self._read = count - cap
-            new = cap
-        idx = [(self._read + i) % cap for i in range(new)]
-        self._read = count
-        return buffer[idx]
-
-    def reset_val(self) -> None:
-        """Zero the validation accumulators (start of an evaluation)."""
-        if self.ring is not None:
-            self.ring.reset_val()
-
-    def read_val(self) -> dict[str, np.ndarray] | None:
-        """The validation accumulators by channel name, or None before the first train trace."""
-        if self.ring is None or self.layout is None:
-            return None
-        flat = self.ring.read_val()
-        out, start = {}, 0
-        for name, width in val_channels(self.layout):
-            out[name] = flat[start : start + width]
-            start += width
-        return out

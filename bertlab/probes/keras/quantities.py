@@ -72,18 +72,25 @@ def squared_norm(grad, xla: bool = False):
     return ops.sum(ops.square(_f(grad)))
 
 
-def gradient_stats(grads, groups: list[int], n_groups: int, xla: bool = False) -> dict:
+def gradient_stats(
+    grads, groups: list[int], n_groups: int, xla: bool = False, squared: tuple = ()
+) -> dict:
     """Global and per-group gradient norms and counts of zero/missing/non-finite gradients.
 
     ``groups[i]`` is the group (layer) index of the i-th variable. A gradient whose squared norm
     overflows float32 counts as non-finite: at that size the update is broken anyway.
+    ``squared[i]`` true: ``grads[i]`` is already that gradient's squared norm (a TensorFlow
+    IndexedSlices gradient, summed outside an XLA cluster: see :func:`presquare`).
     """
-    present = [(g, groups[i]) for i, g in enumerate(grads) if g is not None]
+    present = [(i, g, groups[i]) for i, g in enumerate(grads) if g is not None]
     missing = float(len(grads) - len(present))
     if not present:
         return {"grad_norm": math.nan, "grad_missing": missing}
-    sq = ops.stack([squared_norm(g, xla) for g, _ in present])
-    group_ids = np.asarray([gi for _, gi in present], np.int32)
+    done = [bool(squared and squared[i]) for i, _, _ in present]
+    sq = ops.stack(
+        [g if d else squared_norm(g, xla) for (_, g, _), d in zip(present, done, strict=True)]
+    )
+    group_ids = np.asarray([gi for _, _, gi in present], np.int32)
     per_group = ops.segment_sum(sq, group_ids, num_segments=n_groups)
     return {
         "grad_norm": ops.sqrt(ops.sum(sq)),
@@ -92,6 +99,20 @@ def gradient_stats(grads, groups: list[int], n_groups: int, xla: bool = False) -
         "grad_missing": missing,
         "grad_nonfinite": _count(ops.logical_not(ops.isfinite(sq))),
     }
+
+
+def presquare(grads, xla: bool = False) -> tuple[list, tuple]:
+    """Gradients ready for :func:`gradient_stats` inside an XLA cluster.
+
+    TensorFlow's IndexedSlices (an embedding's gradient) cannot enter one: their squared norm is
+    taken here, and ``squared`` says which entries are such norms.
+    """
+    out, squared = [], []
+    for g in grads:
+        sparse = type(g).__name__ == "IndexedSlices"
+        out.append(squared_norm(g, xla) if sparse else g)
+        squared.append(sparse)
+    return out, tuple(squared)
 
 
 def as_matrix(t):
@@ -253,30 +274,51 @@ def length_histogram(lengths, edges: tuple[float, ...]):
     return ops.sum(one_hot(idx, nbins), axis=0)
 
 
+def input_tensors(x) -> tuple[dict, dict]:
+    """The input tensors the summaries read: token ids, mask, float inputs; and a description.
+
+    Strings and other inputs are left out (a model that tokenizes inside reads strings).
+    """
+    ids, mask, desc = find_text_inputs(x)
+    if ids is None or not is_tensor(ids) or rank(ids) != 2:
+        ids = mask = None
+    if mask is not None and not (is_tensor(mask) and rank(mask) == 2):
+        mask = None
+    floats = [
+        t for t in keras.tree.flatten(x) if is_tensor(t) and keras.backend.is_float_dtype(_dtype(t))
+    ]
+    return {"ids": ids, "mask": mask, "floats": floats}, desc
+
+
 def input_stats(
     x, unk_id: int | None = None, len_edges: tuple[float, ...] = (), pad_id: int | None = None
 ) -> tuple:
+    """:func:`input_stats_of` the batch ``x``, and the description of its text inputs."""
+    tensors, desc = input_tensors(x)
+    return input_stats_of(tensors, unk_id, len_edges, pad_id), desc
+
+
+def input_stats_of(
+    inputs: dict, unk_id: int | None = None, len_edges: tuple = (), pad_id: int | None = None
+) -> dict:
     """Token-id range, padding share, non-padding lengths, [UNK] share, non-finite inputs.
 
-    With ``len_edges`` (the layout's, for the statically known sequence length) it also
-    returns ``len_hist``, the rows per token-length bin; with a mask, ``mask_pad_share`` (the
-    share of pad-id positions, ``pad_id`` or 0, that the mask says to attend to).
+    ``inputs`` as :func:`input_tensors` gives them. With ``len_edges`` (the layout's, for the
+    statically known sequence length) it also returns ``len_hist``, the rows per token-length
+    bin; with a mask, ``mask_pad_share`` (the share of pad-id positions, ``pad_id`` or 0, that
+    the mask says to attend to).
     """
     stats: dict = {}
-    nonfinite = [
-        _count(ops.logical_not(ops.isfinite(t)))
-        for t in keras.tree.flatten(x)
-        if is_tensor(t) and keras.backend.is_float_dtype(_dtype(t))
-    ]
+    nonfinite = [_count(ops.logical_not(ops.isfinite(t))) for t in inputs["floats"]]
     if nonfinite:
         stats["input_nonfinite"] = sum(nonfinite[1:], nonfinite[0])
-    ids, mask, desc = find_text_inputs(x)
-    if ids is None or not is_tensor(ids) or rank(ids) != 2:
-        return stats, desc
+    ids, mask = inputs["ids"], inputs["mask"]
+    if ids is None:
+        return stats
     stats["tok_min"] = _f(ops.min(ids))
     stats["tok_max"] = _f(ops.max(ids))
     # Without a mask, id 0 is taken as padding: it is the pad id of BERT-family vocabularies.
-    has_mask = mask is not None and is_tensor(mask) and rank(mask) == 2
+    has_mask = mask is not None
     real = _f(mask) if has_mask else _f(ops.not_equal(ids, 0))
     lengths = ops.sum(real, axis=1)
     seq_len = _f(ops.shape(ids)[1])
@@ -295,7 +337,7 @@ def input_stats(
         attended = ops.sum(pad * _f(ops.not_equal(mask, 0)))
         share = attended / ops.maximum(n_pad, 1.0)
         stats["mask_pad_share"] = ops.where(n_pad > 0, share, math.nan)
-    return stats, desc
+    return stats
 
 
 def update_sample(value) -> tuple:
