@@ -145,3 +145,40 @@ def test_training_is_identical_with_and_without_watch(results, backend):
     for which in ("healthy", "mismatch", "diverging"):
         assert results[backend][which]["same_weights"], which
         assert results[backend][which]["same_history"], which
+
+
+def test_jax_data_parallel_records_the_global_batch(tmp_path):
+    """keras.distribution.DataParallel on two CPU devices: every recorded column and the
+    validation sums equal those of the same training on one device."""
+    root = str(Path(__file__).resolve().parents[1])
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "jax",
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
+    }
+    out = tmp_path / "dp.json"
+    proc = subprocess.run(
+        [sys.executable, str(WORKER), str(out), "dp"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["devices"] == 2
+    one, two = result["runs"]["1"], result["runs"]["2"]
+    assert one["columns"] == two["columns"] and one["notes"] == two["notes"] == []
+    a, b = np.array(one["rows"]), np.array(two["rows"])
+    assert a.shape[0] == 2 * case.N // case.B
+    keep = [i for i, c in enumerate(one["columns"]) if c != "time"]
+    np.testing.assert_allclose(b[:, keep], a[:, keep], rtol=1e-4, atol=1e-6)
+    assert (
+        one["columns"].index("batch_size") in keep
+        and a[0, one["columns"].index("batch_size")] == case.B
+    )
+    for e1, e2 in zip(one["epochs"], two["epochs"], strict=True):
+        for key in e1:
+            np.testing.assert_allclose(e2[key], e1[key], rtol=1e-4, err_msg=key)

@@ -4,7 +4,8 @@ tests/test_keras_backends.py, one process per backend: Keras fixes its backend a
 Every backend gets the same model (weights set from numpy), the same unshuffled batch stream and
 plain SGD, so what the Watch recorded must agree across backends and with bertlab's numpy
 reference. Writes ``<out>`` (JSON): per case, the recorded rows, the epoch records' validation
-sums, the live findings' codes and whether weights/History equal an unwatched twin's.
+sums, the live findings' codes and whether weights/History equal an unwatched twin's. Mode
+``dp`` (JAX, two CPU devices through ``XLA_FLAGS``) trains on one and on two devices instead.
 """
 
 from __future__ import annotations
@@ -104,11 +105,38 @@ def case(activation: str | None, lr: float, save: str | None = None) -> dict:
     }
 
 
-def main(out: str) -> None:
+def data_parallel() -> dict:
+    """JAX on two CPU devices (``keras.distribution.DataParallel``) against one device: the
+    recorded rows and validation sums must be those of the global batch, i.e. the same."""
+    import jax
+
+    runs = {}
+    for devices in (1, 2):
+        if devices == 2:
+            dp = keras.distribution.DataParallel(devices=jax.devices()[:2])
+            keras.distribution.set_distribution(dp)
+        watch, _ = fit(model(), True)
+        runs[devices] = {
+            "columns": list(watch.run.history.columns),
+            "rows": watch.run.history.to_numpy(dtype=float).tolist(),
+            "epochs": [
+                {k: np.asarray(v).tolist() for k, v in e.items() if k.startswith("val_")}
+                for e in watch.run.epoch_records
+            ],
+            "notes": watch.run.meta.get("notes", []),
+        }
+    return {"devices": len(jax.devices()), "runs": runs}
+
+
+def main(out: str, mode: str = "cases") -> None:
     watchdog = threading.Timer(150, os._exit, args=(3,))
     watchdog.daemon = True
     watchdog.start()
     keras.utils.set_random_seed(0)
+    if mode == "dp":
+        with open(out, "w") as fh:
+            json.dump(data_parallel(), fh)
+        return
     result = {
         "backend": keras.backend.backend(),
         "healthy": case(None, 0.5, save=out + ".bertlab"),
@@ -120,4 +148,4 @@ def main(out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:])

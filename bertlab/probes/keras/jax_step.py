@@ -85,6 +85,7 @@ def _function(inst: Any, mode: str, original: Any) -> Any:
         return cached[1]
     model = inst.model
     compiled: dict[str, Any] = {}
+    shardings = _out_shardings(model, mode)  # now: fit purges the variables' values later
 
     def with_ring(state: Any, carry: dict, data: Any) -> tuple:
         ring = inst.ring
@@ -104,7 +105,7 @@ def _function(inst: Any, mode: str, original: Any) -> Any:
                 jax.eval_shape(lambda s, d: _step(inst, mode, s, d), state, data)
             fn = compiled.get("fn")
             if fn is None:
-                fn = compiled["fn"] = _jit(model, mode, with_ring)
+                fn = compiled["fn"] = _jit(model, with_ring, shardings)
             ring = inst.ring
             carry = ring.carry if ring is not None else {}
             logs, state, carry = fn(state, carry, data)
@@ -138,16 +139,20 @@ def _step(inst: Any, mode: str, state: Any, data: Any) -> tuple:
     return logs, state
 
 
-def _jit(model: Any, mode: str, fn: Any) -> Any:
+def _out_shardings(model: Any, mode: str) -> Any:
+    """The output shardings Keras gives its own jitted step under a distribution, or None."""
+    if keras.distribution.distribution() is None:
+        return None
+    shardings = model._get_state_sharding_spec()
+    if mode == "test":
+        shardings = (shardings[0], shardings[1], shardings[3])
+    return (None, shardings, None)
+
+
+def _jit(model: Any, fn: Any, out_shardings: Any) -> Any:
     """``fn`` jitted as Keras would jit the step (state and ring donated), or eager."""
     if model.run_eagerly or not model.jit_compile:
         return fn
-    out_shardings = None
-    if keras.distribution.distribution() is not None:
-        shardings = model._get_state_sharding_spec()
-        if mode == "test":
-            shardings = (shardings[0], shardings[1], shardings[3])
-        out_shardings = (None, shardings, None)
     jitted = jax.jit(fn, donate_argnums=(0, 1), out_shardings=out_shardings)
 
     def call(state: Any, carry: dict, data: Any) -> tuple:
