@@ -29,7 +29,7 @@ model = nn.Sequential(nn.EmbeddingBag(VOCAB, 128, mode="mean", padding_idx=0),
 loss_fn = nn.CrossEntropyLoss()
 opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
 with bench.torch_watch(model, opt, loss_fn=loss_fn):
-    for epoch in range(EPOCHS):
+    for _epoch in range(EPOCHS):
         for i in torch.randperm(len(x_tr)).split(BATCH):
             opt.zero_grad()
             loss_fn(model(x_tr[i]), y_tr[i]).backward()
