@@ -65,8 +65,9 @@ def test_torch_all_ones_mask_and_no_mask_are_named_the_tokenizers_mask_is_not():
     found = {f.code: f for f in ones.findings}["missing-attention-mask"]
     assert "an attention mask is fed, but it says attend on 100 %" in found.evidence
     bare = _torch_run(lambda ids, mask: {})
-    assert "no padding/attention mask" in {f.code: f for f in bare.findings}[
-        "missing-attention-mask"
-    ].evidence
+    assert (
+        "no padding/attention mask"
+        in {f.code: f for f in bare.findings}["missing-attention-mask"].evidence
+    )
     healthy = _torch_run(lambda ids, mask: {"attention_mask": mask})
     assert "missing-attention-mask" not in {d["code"] for d in healthy.run.findings}
