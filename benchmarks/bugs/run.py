@@ -103,22 +103,22 @@ def describe(result: dict[str, Any], validate: bool) -> str:
     """One line per program."""
     name = result["name"]
     if result.get("crashed"):
-        return f"{name:<34} CRASHED rc={result['rc']}: {result['stderr'].strip()[-200:]!r}"
+        return f"{name:<40} CRASHED rc={result['rc']}: {result['stderr'].strip()[-200:]!r}"
     if validate:
         verdict = {True: "ok", False: "NOT SHOWN", None: "no check"}[result.get("ok")]
         symptom = ", ".join(f"{k}={v}" for k, v in result.get("symptom", {}).items())
         if result.get("error") and "error" not in result.get("symptom", {}):
             symptom += f", error={result['error']['type']}"
-        return f"{name:<34} {verdict:<9} {result.get('seconds', 0):5.1f}s  {symptom}"
+        return f"{name:<40} {verdict:<9} {result.get('seconds', 0):5.1f}s  {symptom}"
     expect = result.get("expect", "")
     if result["kind"] == "healthy":
         loud = loud_codes(result)
         state = "clean" if not loud else "WARNS " + ",".join(loud)
-        return f"{name:<34} healthy {state}"
+        return f"{name:<40} healthy {state}"
     step = loud_step(result, expect)
     state = f"detected at step {step}" if step is not None else "missed"
     return (
-        f"{name:<34} expect {expect:<24} {state:<22} first={result.get('first')} "
+        f"{name:<40} expect {expect:<24} {state:<22} first={result.get('first')} "
         f"loud={','.join(loud_codes(result)) or '-'}"
     )
 

@@ -7,7 +7,7 @@ symptom: low precision and recall unless the input lines are shuffled
 Reported: a fastText classifier trained on a file whose lines were clustered by label (all
 of label a, then all of b...); SGD sees one class at a time and the model ends up poor.
 Here: BBC News leads sorted by topic, an Embedding + average-pooling classifier (the
-fastText architecture), fit with shuffle=False.
+fastText architecture; Adam instead of its SGD, to fit in 5 epochs), fit with shuffle=False.
 """
 
 import os
@@ -33,11 +33,11 @@ model = keras.Sequential(
         keras.layers.Dense(5, activation="softmax"),
     ]
 )
-model.compile(keras.optimizers.SGD(0.5), "sparse_categorical_crossentropy", metrics=["accuracy"])
+model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy", metrics=["accuracy"])
 hist = model.fit(
     x_sorted,
     y_sorted,
-    epochs=8,
+    epochs=5,
     batch_size=32,
     shuffle=False,
     verbose=0,

@@ -37,7 +37,7 @@ model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
 hist = model.fit(
     x_sorted,
     y_sorted,
-    epochs=4,
+    epochs=10,
     batch_size=32,
     validation_split=0.2,
     verbose=0,

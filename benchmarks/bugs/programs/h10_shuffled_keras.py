@@ -4,7 +4,7 @@ source: repaired b12
 expect: healthy
 framework: keras
 symptom: learns (the fault of b12 removed)
-The b12 setup with fit(shuffle=True).
+The b12 setup (Adam, 5 epochs) with fit(shuffle=True).
 """
 
 import os
@@ -30,11 +30,11 @@ model = keras.Sequential(
         keras.layers.Dense(5, activation="softmax"),
     ]
 )
-model.compile(keras.optimizers.SGD(0.5), "sparse_categorical_crossentropy", metrics=["accuracy"])
+model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy", metrics=["accuracy"])
 hist = model.fit(
     x_sorted,
     y_sorted,
-    epochs=8,
+    epochs=5,
     batch_size=32,
     shuffle=True,
     verbose=0,

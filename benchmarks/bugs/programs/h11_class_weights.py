@@ -5,7 +5,8 @@ expect: healthy
 framework: keras
 symptom: learns (the fault of b14 removed): the rare topics are predicted too
 The b14 data (business whole, other topics cut to 4%) with class_weight set to the
-inverse class frequencies, the usual answer to the report.
+inverse class frequencies, the usual answer to the report, and Adam (lr 0.01, 30 epochs)
+so the few rare examples are learned.
 """
 
 import os
@@ -32,12 +33,12 @@ model = keras.Sequential(
         keras.layers.Dense(5, activation="softmax"),
     ]
 )
-model.compile("rmsprop", "sparse_categorical_crossentropy", metrics=["accuracy"])
+model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy", metrics=["accuracy"])
 weights = len(yt) / (5 * np.bincount(yt, minlength=5))
 model.fit(
     encode(xt, vocab, 48),
     yt,
-    epochs=15,
+    epochs=30,
     class_weight=dict(enumerate(weights)),
     batch_size=32,
     verbose=0,
