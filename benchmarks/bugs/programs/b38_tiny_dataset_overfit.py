@@ -7,8 +7,8 @@ symptom: training accuracy 100 % on ~15 examples per class; the model does not g
 The report: a softmax classifier trained on the reporter's own data, about 15 examples per
 class; training accuracy climbed to 100 % and dropout/flips did not help; the answer: the
 dataset is far too small for the network, it overfits. Rewritten on BBC News with 15 training
-articles per topic (75 in all, full text) and a wide embedding + pooling + dense model trained
-for many epochs, Adam; validation on the usual 426 articles.
+articles per topic (75 in all, headline + first paragraph) and a wide embedding + pooling +
+dense model trained for many epochs, Adam; validation on the usual 426 articles.
 """
 
 import keras
@@ -16,8 +16,8 @@ import numpy as np
 from common import Bench, bbc, build_vocab, encode
 
 bench = Bench(__file__)
-VOCAB, SEQ, K, PER_CLASS = 5000, 200, 5, 15
-data = bbc(lead_only=False)
+VOCAB, SEQ, K, PER_CLASS = 5000, 64, 5, 15
+data = bbc()
 texts, labels = data["train"]
 rows = np.concatenate([np.flatnonzero(labels == c)[:PER_CLASS] for c in range(K)])
 small = [texts[i] for i in rows]
@@ -34,11 +34,11 @@ model = keras.Sequential([
 ])
 model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
               metrics=["accuracy"])
-hist = model.fit(x_tr, y_tr, validation_data=(x_va, y_va), epochs=30, batch_size=16,
+hist = model.fit(x_tr, y_tr, validation_data=(x_va, y_va), epochs=60, batch_size=16,
                  shuffle=True, callbacks=bench.callbacks(), verbose=0)
 h = hist.history
 best = int(np.argmin(h["val_loss"]))
-bench.finish(ok=h["accuracy"][-1] == 1.0 and h["val_loss"][-1] > h["val_loss"][best],
+bench.finish(ok=h["accuracy"][-1] == 1.0 and h["val_accuracy"][-1] < 0.8,
              train_accuracy=h["accuracy"][-1], val_accuracy=h["val_accuracy"][-1],
              train_loss=h["loss"][-1], val_loss=h["val_loss"][-1],
              best_val_loss=h["val_loss"][best], best_epoch=best)
