@@ -117,10 +117,16 @@ def _train(ctx: Context) -> Evidence | None:
     gap = _committed(ctx, chance)
     if gap is None and ctx.col("step")[-WINDOW] < SYMMETRY_STEPS:
         return None  # still possibly a fresh head breaking symmetry
-    # The loss is reported, not required near chance: when Keras feeds the loss something other
-    # than the outputs (a softmax over one unit on TensorFlow) it can fall while every
-    # prediction stays the same class.
     loss = _mean_finite(ctx.col("loss")[-WINDOW:])
+    # Without the committed-answer evidence, a loss clearly below the no-information level means
+    # the model ranks the rows although no score crosses the threshold yet (a 77/23 binary task
+    # predicting the majority while its loss falls, benchmark h03): learning, not a collapse.
+    # Unless a known cause is live: when Keras feeds the loss something other than the outputs
+    # (a softmax over one unit on TensorFlow) the loss falls while every prediction stays one
+    # class, and loss-activation-mismatch explains it.
+    explained = bool(ctx.live & set(RULE.causes))
+    if gap is None and not explained and chance is not None and loss < NOT_LEARNED * chance:
+        return None
     # Onset: the first collapsed batch after the last stretch of ONSET_RUN batches that was
     # not collapsed in at least COLLAPSED_BATCHES of them (a stray batch does not move it).
     ok = collapsed | ~mixed
