@@ -7,7 +7,7 @@ symptom: the model outputs the most frequent class most of the time
 Reported: a Keras classifier on data where some classes occur at a very low rate, trained
 with categorical cross-entropy and rmsprop; it predicted the majority class for most
 inputs. Here: BBC News leads with business kept whole and the other four topics cut to
-4% of their articles, an Embedding + pooling classifier, rmsprop, no class weights.
+4% of their articles (validation too), an Embedding + pooling classifier, rmsprop, no class weights.
 """
 
 import os
@@ -25,6 +25,8 @@ data = bbc()
 rng = np.random.default_rng(0)
 keep = (yt == 0) | (rng.random(len(yt)) < 0.04)  # the data as reported: rare classes
 xt, yt = [t for t, k in zip(xt, keep, strict=True) if k], yt[keep]
+keep_v = (yv == 0) | (rng.random(len(yv)) < 0.04)  # validation drawn from the same data
+xv, yv = [t for t, k in zip(xv, keep_v, strict=True) if k], yv[keep_v]
 vocab = build_vocab(xt, 5000)
 model = keras.Sequential(
     [
@@ -46,9 +48,11 @@ model.fit(
 )
 pred = model.predict(encode(xv, vocab, 48), verbose=0).argmax(1)
 share = float((pred == 0).mean())
+rare_recall = float((pred[yv != 0] == yv[yv != 0]).mean())
 acc = float((pred == yv).mean())
 bench.finish(
-    ok=share > 0.7,
+    ok=rare_recall < 0.1,
+    rare_class_recall=rare_recall,
     majority_prediction_share=share,
     val_accuracy=acc,
     train_majority_share=float((yt == 0).mean()),

@@ -5,7 +5,7 @@ expect: healthy
 framework: keras
 symptom: learns (the fault of b14 removed): the rare topics are predicted too
 The b14 data (business whole, other topics cut to 4%) with class_weight set to the
-inverse class frequencies, the usual answer to the report, and Adam (lr 0.01, 30 epochs)
+inverse class frequencies, the usual answer to the report, and Adam (lr 0.01, 15 epochs)
 so the few rare examples are learned.
 """
 
@@ -24,6 +24,8 @@ data = bbc()
 rng = np.random.default_rng(0)
 keep = (yt == 0) | (rng.random(len(yt)) < 0.04)  # the data as reported: rare classes
 xt, yt = [t for t, k in zip(xt, keep, strict=True) if k], yt[keep]
+keep_v = (yv == 0) | (rng.random(len(yv)) < 0.04)  # validation drawn from the same data
+xv, yv = [t for t, k in zip(xv, keep_v, strict=True) if k], yv[keep_v]
 vocab = build_vocab(xt, 5000)
 model = keras.Sequential(
     [
@@ -38,7 +40,7 @@ weights = len(yt) / (5 * np.bincount(yt, minlength=5))
 model.fit(
     encode(xt, vocab, 48),
     yt,
-    epochs=30,
+    epochs=15,
     class_weight=dict(enumerate(weights)),
     batch_size=32,
     verbose=0,
@@ -47,9 +49,11 @@ model.fit(
 )
 pred = model.predict(encode(xv, vocab, 48), verbose=0).argmax(1)
 share = float((pred == 0).mean())
+rare_recall = float((pred[yv != 0] == yv[yv != 0]).mean())
 acc = float((pred == yv).mean())
 bench.finish(
-    ok=share < 0.7 and acc > 0.4,
+    ok=rare_recall > 0.25 and acc > float((yv == 0).mean()),
+    rare_class_recall=rare_recall,
     majority_prediction_share=share,
     val_accuracy=acc,
     train_majority_share=float((yt == 0).mean()),
