@@ -138,6 +138,13 @@ class Diagnoser:
             panel=rule.panel,
             extra={**ev.extra, "raised_at": self.run.steps},
         )
+        # A finding withdrawn and raised again is the same problem returning: it keeps when it
+        # was first raised and first loud (the benchmark's detection step), not the return's.
+        earlier = self.record.get(rule.code)
+        if earlier is not None:
+            for key in ("raised_at", "loud_at"):
+                if key in earlier.extra:
+                    finding.extra[key] = earlier.extra[key]
         self.live[rule.code] = finding
         self.record[rule.code] = finding
         return finding, True

@@ -65,6 +65,10 @@ class ModelFacts:
         Hugging Face or KerasHub tokenizer, a KerasHub preprocessor, a Keras lookup layer), or
         ``Watch(unk_token_id=...)``. ``None``: unknown (the probes then take 0 as the pad id,
         the BERT/Keras convention).
+    vocabulary_kind
+        ``"subword"`` (WordPiece/BPE/SentencePiece tokenizers: [UNK] is rare) or ``"word"``
+        (a TextVectorization / StringLookup vocabulary: out-of-vocabulary words are common),
+        where the tokenizer is known.
     steps_per_execution, run_eagerly, jit_compile
         Execution settings that change what the probe can see.
     mode_dependent
@@ -95,6 +99,7 @@ class ModelFacts:
     encoders: list[str] = field(default_factory=list)
     unk_token_id: int | None = None
     pad_token_id: int | None = None
+    vocabulary_kind: str | None = None
     steps_per_execution: int = 1
     run_eagerly: bool = False
     jit_compile: bool = False

@@ -48,6 +48,7 @@ def test_validation_all_one_class_keeps_the_finding_while_training_wavers_unit()
     ctx.epochs = [
         {
             "epoch": 0,
+            "steps": 80,
             "val_pred_count": np.array([0, 64, 0, 0]),
             "val_label_count": np.array([16, 16, 16, 16]),
             "val_loss": 1.40,
@@ -61,7 +62,13 @@ def test_validation_all_one_class_keeps_the_finding_while_training_wavers_unit()
     # early in training it raises nothing by itself, but keeps a live finding
     ctx.epochs[0]["val_loss"] = 1.40
     early = _ctx({"loss": np.full(30, 1.3), "prob_entropy": np.full(30, 1.3)}, k=k)
-    early.epochs = ctx.epochs
+    early.epochs = [{**ctx.epochs[0], "steps": 30}]
     assert single_class.check(early) is None
     early.live = frozenset({"single-class"})
     assert single_class.check(early) is not None
+    # training batches whose loss is below the entropy of the model's own predictions are
+    # learning: a validation pass still all one class does not raise the finding by itself
+    rng = np.random.default_rng(0)
+    learning = _ctx({"loss": 1.2 + 0.02 * rng.standard_normal(n), "prob_entropy": np.full(n, 1.3)})
+    learning.epochs = ctx.epochs
+    assert single_class.check(learning) is None

@@ -192,6 +192,14 @@ def test_engine_orders_cause_first_links_symptom_and_withdraws():
     record = {d["code"]: d["status"] for d in diag.run.findings}
     assert record == {"high-learning-rate": "live", "single-class": "resolved"}
 
+    # Raised again later: the same problem returning keeps when it was first raised and loud
+    diag.record["single-class"].extra.update(raised_at=7, loud_at=9)  # as if at steps 7, 9
+    collapsed["now"] = True
+    diag.evaluate(Context(facts=facts, layout=Layout("multiclass", 4)), ("live",))
+    again = next(d for d in diag.run.findings if d["code"] == "single-class")
+    assert again["status"] == "live"
+    assert (again["extra"]["raised_at"], again["extra"]["loud_at"]) == (7, 9)
+
 
 def test_chance_level_of_many_classes_is_not_underestimated_from_a_short_window():
     """45 balanced classes seen in 160 labels: the plug-in entropy reads ~3.67, not ln 45."""

@@ -280,7 +280,9 @@ def test_unk_id_passed_to_watch():
     x, y, mask = token_data(n=256, k=4)
     rng = np.random.default_rng(4)
     unk = 4
-    hit = mask & (rng.random(x.shape) < 0.15) & (np.arange(SEQ) > 0)
+    # only an id is known (no tokenizer): judged as a word-level vocabulary could be, where
+    # 10-15 % out-of-vocabulary is ordinary; a third of the words lost is not
+    hit = mask & (rng.random(x.shape) < 0.35) & (np.arange(SEQ) > 0)
     x = np.where(hit, unk, x).astype("int32")
     model = embedding_classifier(k=4)
     model.compile(optimizer="adam", loss=sparse_ce())

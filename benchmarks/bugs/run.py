@@ -36,7 +36,7 @@ PROGRAMS = HERE / "programs"
 TIMEOUT_S = 180  # per program; each is meant to take <= ~40 s on one core (README)
 # What CI runs: programs bertlab detects (buggy) or stays clean on (healthy) today, chosen
 # among the fastest; tests/test_bugs_benchmark.py asserts exactly that.
-FAST = ("b01", "b04", "h01", "h05")
+FAST = ("b01", "b04", "b07", "h08")
 
 
 def programs(only: list[str] | None = None) -> list[Path]:
@@ -103,22 +103,22 @@ def describe(result: dict[str, Any], validate: bool) -> str:
     """One line per program."""
     name = result["name"]
     if result.get("crashed"):
-        return f"{name:<34} CRASHED rc={result['rc']}: {result['stderr'].strip()[-200:]!r}"
+        return f"{name:<40} CRASHED rc={result['rc']}: {result['stderr'].strip()[-200:]!r}"
     if validate:
         verdict = {True: "ok", False: "NOT SHOWN", None: "no check"}[result.get("ok")]
         symptom = ", ".join(f"{k}={v}" for k, v in result.get("symptom", {}).items())
         if result.get("error") and "error" not in result.get("symptom", {}):
             symptom += f", error={result['error']['type']}"
-        return f"{name:<34} {verdict:<9} {result.get('seconds', 0):5.1f}s  {symptom}"
+        return f"{name:<40} {verdict:<9} {result.get('seconds', 0):5.1f}s  {symptom}"
     expect = result.get("expect", "")
     if result["kind"] == "healthy":
         loud = loud_codes(result)
         state = "clean" if not loud else "WARNS " + ",".join(loud)
-        return f"{name:<34} healthy {state}"
+        return f"{name:<40} healthy {state}"
     step = loud_step(result, expect)
     state = f"detected at step {step}" if step is not None else "missed"
     return (
-        f"{name:<34} expect {expect:<24} {state:<22} first={result.get('first')} "
+        f"{name:<40} expect {expect:<24} {state:<22} first={result.get('first')} "
         f"loud={','.join(loud_codes(result)) or '-'}"
     )
 
@@ -141,15 +141,51 @@ def summary(results: list[dict[str, Any]]) -> str:
     )
 
 
+def markdown(results: list[dict[str, Any]]) -> str:
+    """The README table: program, source, mistake, expected code, symptom measured without
+    bertlab (``--validate``) or bertlab's verdict (a watched run)."""
+    sys.path.insert(0, str(HERE))
+    from common import header
+
+    last = (
+        "symptom measured without bertlab"
+        if results and not results[0].get("watched")
+        else "bertlab"
+    )
+    rows = [f"| program | source | mistake | expected code | {last} |", "|---|---|---|---|---|"]
+    for r in results:
+        path = next(iter(PROGRAMS.glob(r["name"] + ".py")), None)
+        title = header(path)["title"] if path else ""
+        source = r.get("source", "")
+        link = f"[link]({source})" if source.startswith("http") else source
+        if r.get("crashed"):
+            seen = f"crashed ({r.get('rc')})"
+        elif r.get("watched"):
+            seen = describe(r, False).split(None, 1)[1]
+        else:
+            seen = ", ".join(f"{k}={v}" for k, v in r.get("symptom", {}).items())
+            if r.get("error") and "error" not in r.get("symptom", {}):
+                seen += f", error={r['error']['type']}"
+            seen += "" if r.get("ok") else " (NOT SHOWN)"
+        rows.append(
+            f"| {r['name'].split('_')[0]} | {link} | {title} | {r.get('expect', '')} | {seen} |"
+        )
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", help="comma-separated name prefixes (b03,h01)")
     parser.add_argument("--subset", choices=["fast"], help="the fast subset CI runs")
     parser.add_argument("--validate", action="store_true", help="run without bertlab")
     parser.add_argument("--json", help="write every result to this file")
+    parser.add_argument("--markdown", help="read a --json file and print the README table")
     parser.add_argument("-j", "--jobs", type=int, default=2, help="programs run at once")
     parser.add_argument("--timeout", type=float, default=TIMEOUT_S, help="seconds per program")
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads(Path(args.markdown).read_text(encoding="utf-8"))))
+        return 0
     only = args.only.split(",") if args.only else (list(FAST) if args.subset else None)
     files = programs(only)
     if not files:

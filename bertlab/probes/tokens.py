@@ -62,6 +62,22 @@ def _keras_hub_ids(tokenizer: Any) -> tuple[int | None, int | None]:
     return ids[0], ids[1]
 
 
+def vocabulary_kind(source: Any) -> str | None:
+    """``"word"`` for a Keras lookup layer (whole words: out-of-vocabulary words are common),
+    ``"subword"`` for a Hugging Face / KerasHub tokenizer or preprocessor (WordPiece, BPE,
+    SentencePiece fall back to pieces), ``None`` when not known."""
+    if source is None or isinstance(source, (int, float)):
+        return None
+    if hasattr(source, "get_vocabulary") and (
+        hasattr(source, "num_oov_indices") or type(source).__name__ == "TextVectorization"
+    ):
+        return "word"
+    if hasattr(source, "unk_token_id") or hasattr(source, "token_to_id"):
+        return "subword"
+    inner = getattr(source, "tokenizer", None)
+    return vocabulary_kind(inner) if inner is not None and inner is not source else None
+
+
 def special_ids(source: Any) -> tuple[int | None, int | None]:
     """The ``(unk_token_id, pad_token_id)`` of a tokenizer, preprocessor or lookup layer.
 

@@ -19,6 +19,42 @@ DIVERGED = 100.0
 RATIO = 20.0
 RISE_SPAN = 30
 RISE = 3.0
+#: Unbounded without NaN: the epoch's mean training loss rose in each of the last EPOCH_RISES
+#: epochs, to EPOCH_RATIO times where the rise began and above the no-information level (or the
+#: first epoch's loss): a model that gets worse epoch after epoch, too slowly for the batch
+#: window (a schedule that grows the learning rate, decay_rate > 1). Healthy runs, overfitting
+#: ones included, lower their training loss; noise at a plateau moves it by percents.
+EPOCH_RISES = 3
+EPOCH_RATIO = 2.0
+
+
+def _epoch_losses(ctx: Context) -> list[float]:
+    losses = [r.get("loss") for r in ctx.epochs]
+    return [float(v) for v in losses if isinstance(v, (int, float))]
+
+
+def _epochs_growing(ctx: Context) -> Evidence | None:
+    """The epoch losses keep growing while staying finite."""
+    losses = _epoch_losses(ctx)
+    if len(losses) < EPOCH_RISES + 1 or not np.isfinite(losses[-EPOCH_RISES - 1 :]).all():
+        return None
+    tail = losses[-EPOCH_RISES - 1 :]
+    if any(b <= a for a, b in zip(tail, tail[1:], strict=False)):
+        return None
+    if tail[-1] < EPOCH_RATIO * tail[0]:
+        return None
+    level = chance(ctx, exact=False)
+    ceiling = level if level is not None else losses[0]
+    if tail[-1] < ceiling:
+        return None
+    first = len(ctx.epochs) - EPOCH_RISES  # 1-based number of the epoch the rise began after
+    ref = f"the no-information level {level:.3g}" if level is not None else "the first epoch's"
+    return Evidence(
+        f"epochs {first}–{len(ctx.epochs)}: the mean training loss rose every epoch, "
+        + " → ".join(f"{v:.3g}" for v in tail)
+        + f" (x{tail[-1] / tail[0]:.3g}), above {ref}, finite but unbounded",
+        extra={"ratio": tail[-1] / tail[0], "epoch_losses": tail},
+    )
 
 
 def _rising(values: np.ndarray) -> float:
@@ -31,6 +67,10 @@ def _rising(values: np.ndarray) -> float:
 
 
 def check(ctx: Context) -> Evidence | None:
+    return _batches_exploding(ctx) or _epochs_growing(ctx)
+
+
+def _batches_exploding(ctx: Context) -> Evidence | None:
     values, pos = finite_loss(ctx)
     if len(values) < 2 * SMOOTH:
         return None

@@ -1,6 +1,9 @@
-"""missing-attention-mask: padded token ids reach a transformer encoder without a padding mask."""
+"""missing-attention-mask: padded token ids reach a transformer encoder without a padding mask,
+or with a mask that does not mask (1 on the positions that hold the pad id)."""
 
 from __future__ import annotations
+
+import numpy as np
 
 from bertlab.rules._stats import pct
 from bertlab.rules.base import Context, Evidence, Rule
@@ -8,16 +11,53 @@ from bertlab.rules.base import Context, Evidence, Rule
 #: Share of padding positions (id 0 when no mask is fed) above which attending to them matters:
 #: below 1 % the padding barely moves the attention averages.
 MIN_PAD_SHARE = 0.01
+#: A mask that does not mask: it says "attend" on at least this share of the positions holding
+#: the pad id (``mask_pad_share``), median of the recent batches that have such positions. A
+#: tokenizer's own mask reads 0; an all-ones mask reads 1. Below 1 leaves room for a pad id that
+#: is also a real token (GPT-2 pads with its end-of-text token, which ends every text).
+MASK_PAD_SHARE = 0.9
+#: Batches with pad-id positions needed before judging the mask, out of the last WINDOW.
+MIN_BATCHES, WINDOW = 4, 20
+
+
+def _mask_ignores_padding(ctx: Context, mask_key: str | None) -> Evidence | None:
+    """A mask is fed, but it attends to the pad-id positions (``mask_pad_share``, recorded
+    only when a mask reaches the model: NaN otherwise)."""
+    share = ctx.col("mask_pad_share")[-WINDOW:]
+    share = share[np.isfinite(share)]
+    if len(share) < MIN_BATCHES or float(np.median(share)) < MASK_PAD_SHARE:
+        return None
+    pad = ctx.facts.pad_token_id
+    source = f"id {pad}, the tokenizer's pad token" if pad is not None else "id 0"
+    steps = ctx.col("step")
+    return Evidence(
+        f"{f'`{mask_key}`' if mask_key else 'an attention mask'} is fed, but it says attend "
+        f"on {pct(float(np.median(share)))} of the positions holding the padding id ({source}) "
+        f"in the last {len(share)} batches that have padding: the mask does not mask, every "
+        "token attends to the padding",
+        steps=(int(steps[-min(WINDOW, len(steps))]), int(steps[-1])) if len(steps) else None,
+        title="The attention mask does not mask the padding",
+        extra={"mask_pad_share": float(np.median(share))},
+    )
 
 
 def check(ctx: Context) -> Evidence | None:
     facts, data = ctx.facts, ctx.data
-    if not facts.encoders or data is None or data.pad_share is None:
-        return None
     inputs = ctx.meta.get("inputs") or {}
     token_key = inputs.get("token_key")
-    if not token_key or inputs.get("mask_key") is not None:
+    mask_key = inputs.get("mask_key")
+    ignored = _mask_ignores_padding(ctx, None if mask_key is None else str(mask_key))
+    if ignored is not None or mask_key is not None:
+        return ignored
+    if not facts.encoders or data is None or data.pad_share is None:
         return None
+    if not token_key:
+        # PyTorch traces no input names: ids whose padding is counted from the pad id while
+        # ``mask_pad_share`` (recorded whenever a mask reaches the model) never was.
+        seen = ctx.col("mask_pad_share")
+        if facts.framework != "torch" or seen.size == 0 or np.isfinite(seen).any():
+            return None
+        token_key = "<input>"
     # An Embedding(mask_zero=True) hands its mask to the encoder implicitly (Keras masking);
     # the facts carry those layers when the adapter records them.
     if getattr(facts, "masked_embeddings", None):

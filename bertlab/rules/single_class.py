@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from bertlab.rules._dynamics import informative
 from bertlab.rules._stats import chance_loss, entropy, pct
 from bertlab.rules.base import Context, Evidence, Rule
 
@@ -117,10 +118,19 @@ def _train(ctx: Context) -> Evidence | None:
     gap = _committed(ctx, chance)
     if gap is None and ctx.col("step")[-WINDOW] < SYMMETRY_STEPS:
         return None  # still possibly a fresh head breaking symmetry
-    # The loss is reported, not required near chance: when Keras feeds the loss something other
-    # than the outputs (a softmax over one unit on TensorFlow) it can fall while every
-    # prediction stays the same class.
     loss = _mean_finite(ctx.col("loss")[-WINDOW:])
+    # Without the committed-answer evidence, a loss clearly below the no-information level means
+    # the model ranks the rows although no score crosses the threshold yet (a 77/23 binary task
+    # predicting the majority while its loss falls, benchmark h03): learning, not a collapse.
+    # Unless a known cause is live: when Keras feeds the loss something other than the outputs
+    # (a softmax over one unit on TensorFlow) the loss falls while every prediction stays one
+    # class, and loss-activation-mismatch explains it.
+    explained = bool(ctx.live & set(RULE.causes))
+    if gap is None and not explained and chance is not None and loss < NOT_LEARNED * chance:
+        return None
+    # ...or below the entropy of its own predictions: they already favour the true class.
+    if gap is None and not explained and informative(ctx, WINDOW) is not None:
+        return None
     # Onset: the first collapsed batch after the last stretch of ONSET_RUN batches that was
     # not collapsed in at least COLLAPSED_BATCHES of them (a stray batch does not move it).
     ok = collapsed | ~mixed
@@ -170,11 +180,13 @@ def check(ctx: Context) -> Evidence | None:
         train.text += f"; {text}"
         train.extra.update(extra)
         return train
-    # Validation alone raises the finding once a fresh head would have broken symmetry (or keeps
-    # a live one while training batches waver).
-    steps = ctx.col("step")
-    trained = int(steps[-1]) + 1 if len(steps) else 0
-    if "single-class" in ctx.live or trained >= SYMMETRY_STEPS + WINDOW:
+    # Validation alone keeps a live finding while training batches waver; it raises one only if
+    # that epoch ended after a fresh head would have broken symmetry and the training batches
+    # show no learning below the surface (loss under the entropy of the model's predictions).
+    if "single-class" in ctx.live:
+        return Evidence(text, extra=extra)
+    trained = int(ctx.epochs[-1].get("steps", 0) or 0)
+    if trained >= SYMMETRY_STEPS + WINDOW and informative(ctx, WINDOW) is None:
         return Evidence(text, extra=extra)
     return None
 

@@ -133,3 +133,16 @@ describe("token-length bins", () => {
     expect(lengthBins(makeContext(stateWith(meta, 1)), 2)).toEqual(["0–6.3", "6.3–12.5"]);
   });
 });
+
+describe("mask evidence", () => {
+  it("the shares chart carries the share of pad positions the mask attends (missing-attention-mask)", () => {
+    const meta = makeMeta({ lenBins: 4 });
+    const ctx = makeContext(stateWith(meta, 50));
+    const spec = dataSpecs().find((s) => s.name === "shares");
+    const fig = spec.build(ctx);
+    const names = fig.traces.map((t) => t.name);
+    const recorded = meta.channels?.some?.((c) => (Array.isArray(c) ? c[0] : c?.name) === "mask_pad_share");
+    expect(names).toContain(recorded ? "pad positions the mask attends" : "pad positions the mask attends: not recorded");
+    expect(spec.title).toContain("mask");
+  });
+});

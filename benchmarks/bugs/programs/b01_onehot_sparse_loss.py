@@ -36,6 +36,13 @@ model = keras.Sequential(
 )
 model.compile("rmsprop", "sparse_categorical_crossentropy", metrics=["accuracy"])
 with bench.expect_error():
-    model.fit(x, y_onehot, epochs=2, batch_size=16, validation_split=0.2, verbose=0,
-              callbacks=bench.callbacks())
+    model.fit(
+        x,
+        y_onehot,
+        epochs=2,
+        batch_size=16,
+        validation_split=0.2,
+        verbose=0,
+        callbacks=bench.callbacks(),
+    )
 bench.finish(ok=bench.error is not None, error=(bench.error or {}).get("type", "none"))

@@ -25,14 +25,24 @@ y = rng.integers(0, classes, n)
 angle = 2 * np.pi * y / classes
 x = np.stack([np.cos(angle), np.sin(angle)], 1) * 3 + rng.normal(scale=0.3, size=(n, 2))
 model = keras.Sequential(
-    [keras.Input((2,)), keras.layers.Dense(64, activation="relu"),
-     keras.layers.Dense(classes, activation="softmax")]
+    [
+        keras.Input((2,)),
+        keras.layers.Dense(64, activation="relu"),
+        keras.layers.Dense(classes, activation="softmax"),
+    ]
 )
 model.compile("adam", "categorical_crossentropy", metrics=["accuracy"])
 y_col = y.reshape(-1, 1)  # the mistake: integer ids, shape (n, 1), for a categorical loss
 with bench.expect_error():
-    hist = model.fit(x.astype("float32"), y_col, epochs=4, batch_size=32, validation_split=0.2,
-                     verbose=0, callbacks=bench.callbacks())
+    hist = model.fit(
+        x.astype("float32"),
+        y_col,
+        epochs=4,
+        batch_size=32,
+        validation_split=0.2,
+        verbose=0,
+        callbacks=bench.callbacks(),
+    )
 if bench.error is None:
     pred = model.predict(x.astype("float32"), verbose=0).argmax(1)
     acc = float((pred == y).mean())

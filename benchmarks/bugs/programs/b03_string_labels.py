@@ -24,11 +24,22 @@ data = bbc()
 topics = np.asarray(data["topics"])
 vocab = build_vocab(xt, 5000)
 model = keras.Sequential(
-    [keras.Input((48,), dtype="int32"), keras.layers.Embedding(5000, 32),
-     keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(5, activation="softmax")]
+    [
+        keras.Input((48,), dtype="int32"),
+        keras.layers.Embedding(5000, 32),
+        keras.layers.GlobalAveragePooling1D(),
+        keras.layers.Dense(5, activation="softmax"),
+    ]
 )
 model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
 with bench.expect_error():
-    model.fit(encode(xt, vocab, 48), topics[yt], epochs=2, batch_size=32, verbose=0,
-              validation_data=(encode(xv, vocab, 48), topics[yv]), callbacks=bench.callbacks())
+    model.fit(
+        encode(xt, vocab, 48),
+        topics[yt],
+        epochs=2,
+        batch_size=32,
+        verbose=0,
+        validation_data=(encode(xv, vocab, 48), topics[yv]),
+        callbacks=bench.callbacks(),
+    )
 bench.finish(ok=bench.error is not None, error=(bench.error or {}).get("type", "none"))

@@ -34,7 +34,7 @@ loss_fn = nn.CrossEntropyLoss()
 steps = 0
 with bench.expect_error():
     with bench.torch_watch(model, opt, loss_fn=loss_fn):
-        for epoch in range(2):
+        for _epoch in range(2):
             for i in range(0, n, 32):
                 opt.zero_grad()
                 loss = loss_fn(model(x[i : i + 32]), y[i : i + 32])

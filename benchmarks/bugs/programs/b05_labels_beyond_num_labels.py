@@ -19,8 +19,6 @@ from common import Bench, bbc, build_vocab, encode  # noqa: E402, F401
 bench = Bench(__file__)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
 from transformers import BertConfig, BertForSequenceClassification  # noqa: E402
 
 rng = np.random.default_rng(0)
@@ -33,8 +31,15 @@ lengths = rng.integers(14, seq + 1, n)  # texts of varied length, [SEP] then pad
 ids[np.arange(seq)[None, :] >= lengths[:, None]] = 0
 ids[np.arange(n), lengths - 1] = 3
 mask = torch.tensor((ids != 0).astype("int64"))
-config = BertConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                    intermediate_size=64, max_position_embeddings=32, num_labels=12)
+config = BertConfig(
+    vocab_size=vocab,
+    hidden_size=32,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    intermediate_size=64,
+    max_position_embeddings=32,
+    num_labels=12,
+)
 model = BertForSequenceClassification(config)  # the mistake: 12 labels, 23 classes in the data
 opt = torch.optim.AdamW(model.parameters(), lr=5e-4)
 x, t = torch.tensor(ids), torch.tensor(y)
@@ -43,8 +48,9 @@ with bench.expect_error():
         model.train()
         for i in range(0, n, 16):
             opt.zero_grad()
-            out = model(input_ids=x[i : i + 16], attention_mask=mask[i : i + 16],
-                        labels=t[i : i + 16])
+            out = model(
+                input_ids=x[i : i + 16], attention_mask=mask[i : i + 16], labels=t[i : i + 16]
+            )
             out.loss.backward()
             opt.step()
 bench.finish(ok=bench.error is not None, error=(bench.error or {}).get("type", "none"))

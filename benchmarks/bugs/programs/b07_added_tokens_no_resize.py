@@ -19,8 +19,6 @@ from common import Bench, bbc, build_vocab, encode  # noqa: E402, F401
 bench = Bench(__file__)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
 from transformers import BertConfig, BertForSequenceClassification  # noqa: E402
 
 rng = np.random.default_rng(0)
@@ -35,8 +33,15 @@ ids[np.arange(n), lengths - 1] = 3
 mask = torch.tensor((ids != 0).astype("int64"))
 markers = np.arange(vocab, vocab + 4)  # ids the tokenizer gave the added [E1] [/E1] [E2] [/E2]
 ids[:, 4], ids[:, 6], ids[:, 9], ids[:, 11] = markers
-config = BertConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                    intermediate_size=64, max_position_embeddings=32, num_labels=4)
+config = BertConfig(
+    vocab_size=vocab,
+    hidden_size=32,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    intermediate_size=64,
+    max_position_embeddings=32,
+    num_labels=4,
+)
 model = BertForSequenceClassification(config)  # the mistake: no resize_token_embeddings
 opt = torch.optim.AdamW(model.parameters(), lr=5e-4)
 x, t = torch.tensor(ids), torch.tensor(y)
@@ -45,8 +50,9 @@ with bench.expect_error():
         model.train()
         for i in range(0, n, 16):
             opt.zero_grad()
-            out = model(input_ids=x[i : i + 16], attention_mask=mask[i : i + 16],
-                        labels=t[i : i + 16])
+            out = model(
+                input_ids=x[i : i + 16], attention_mask=mask[i : i + 16], labels=t[i : i + 16]
+            )
             out.loss.backward()
             opt.step()
 bench.finish(ok=bench.error is not None, error=(bench.error or {}).get("type", "none"))

@@ -18,17 +18,28 @@ from common import Bench, bbc, build_vocab, encode  # noqa: E402, F401
 
 bench = Bench(__file__)
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
+
 data = bbc()
 (xt, yt), (xv, yv) = data["train"], data["val"]
 vocab = build_vocab(xt, 10**6)  # every training word, ids 2..len+1 (0 pad, 1 unknown)
 size = len(vocab) + 1  # the mistake: the largest id is len(vocab)+1, input_dim must exceed it
 model = keras.Sequential(
-    [keras.Input((48,), dtype="int32"), keras.layers.Embedding(size, 32),
-     keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(5, activation="softmax")]
+    [
+        keras.Input((48,), dtype="int32"),
+        keras.layers.Embedding(size, 32),
+        keras.layers.GlobalAveragePooling1D(),
+        keras.layers.Dense(5, activation="softmax"),
+    ]
 )
 model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
 with bench.expect_error():
-    model.fit(encode(xt, vocab, 48), yt, epochs=2, batch_size=32, verbose=0,
-              validation_data=(encode(xv, vocab, 48), yv), callbacks=bench.callbacks())
+    model.fit(
+        encode(xt, vocab, 48),
+        yt,
+        epochs=2,
+        batch_size=32,
+        verbose=0,
+        validation_data=(encode(xv, vocab, 48), yv),
+        callbacks=bench.callbacks(),
+    )
 bench.finish(ok=bench.error is not None, error=(bench.error or {}).get("type", "none"))

@@ -17,9 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/..")
 from common import Bench, bbc, build_vocab, encode  # noqa: E402, F401
 
 bench = Bench(__file__)
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from torch import nn  # noqa: E402
 from transformers import BertConfig, BertForSequenceClassification  # noqa: E402
 
 data = bbc()
@@ -28,12 +26,19 @@ vocab = build_vocab(xt, 3000)
 SEQ = 48
 xt_ids, xv_ids = torch.tensor(encode(xt, vocab, SEQ)), torch.tensor(encode(xv, vocab, SEQ))
 yt_t, yv_t = torch.tensor(yt), torch.tensor(yv)
-config = BertConfig(vocab_size=3000, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                    intermediate_size=64, max_position_embeddings=128, num_labels=5)
+config = BertConfig(
+    vocab_size=3000,
+    hidden_size=32,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    intermediate_size=64,
+    max_position_embeddings=128,
+    num_labels=5,
+)
 model = BertForSequenceClassification(config)
 opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
 with bench.torch_watch(model, opt):
-    for epoch in range(3):
+    for _epoch in range(3):
         model.train()
         for i in range(0, len(yt), 32):
             opt.zero_grad()

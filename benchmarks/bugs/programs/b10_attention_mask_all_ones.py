@@ -16,9 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/..")
 from common import Bench, bbc, build_vocab, encode  # noqa: E402, F401
 
 bench = Bench(__file__)
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from torch import nn  # noqa: E402
 from transformers import BertConfig, BertForSequenceClassification  # noqa: E402
 
 data = bbc()
@@ -27,17 +25,27 @@ vocab = build_vocab(xt, 3000)
 SEQ = 48
 xt_ids, xv_ids = torch.tensor(encode(xt, vocab, SEQ)), torch.tensor(encode(xv, vocab, SEQ))
 yt_t, yv_t = torch.tensor(yt), torch.tensor(yv)
-config = BertConfig(vocab_size=3000, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                    intermediate_size=64, max_position_embeddings=128, num_labels=5)
+config = BertConfig(
+    vocab_size=3000,
+    hidden_size=32,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    intermediate_size=64,
+    max_position_embeddings=128,
+    num_labels=5,
+)
 model = BertForSequenceClassification(config)
 opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
 with bench.torch_watch(model, opt):
-    for epoch in range(3):
+    for _epoch in range(3):
         model.train()
         for i in range(0, len(yt), 32):
             opt.zero_grad()
-            out = model(input_ids=xt_ids[i : i + 32], attention_mask=torch.ones_like(xt_ids[i : i + 32]),
-                        labels=yt_t[i : i + 32])  # mask of all ones
+            out = model(
+                input_ids=xt_ids[i : i + 32],
+                attention_mask=torch.ones_like(xt_ids[i : i + 32]),
+                labels=yt_t[i : i + 32],
+            )  # mask of all ones
             out.loss.backward()
             opt.step()
         model.eval()
@@ -46,6 +54,11 @@ with bench.torch_watch(model, opt):
 model.eval()
 with torch.no_grad():  # the same texts with 48 more [PAD]: the logits should not move
     longer = torch.cat([xv_ids, torch.zeros_like(xv_ids)], 1)
-    shift = (model(input_ids=longer, attention_mask=torch.ones_like(longer)).logits - logits).abs().max().item()
+    shift = (
+        (model(input_ids=longer, attention_mask=torch.ones_like(longer)).logits - logits)
+        .abs()
+        .max()
+        .item()
+    )
 acc = (logits.argmax(1) == yv_t).float().mean().item()
 bench.finish(ok=shift > 1e-3, logit_shift_with_padding=shift, val_accuracy=acc)

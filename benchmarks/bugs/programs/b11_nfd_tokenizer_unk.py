@@ -18,10 +18,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/..")
 from common import Bench, bbc, build_vocab, encode  # noqa: E402, F401
 
 bench = Bench(__file__)
-import numpy as np  # noqa: E402
+import unicodedata  # noqa: E402
+
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
-import unicodedata  # noqa: E402
 
 
 def hangul(text: str) -> str:
@@ -52,7 +52,7 @@ model = nn.Sequential(nn.EmbeddingBag(5002, 32, mode="mean", padding_idx=0), nn.
 opt = torch.optim.Adam(model.parameters(), lr=5e-3)
 loss_fn = nn.CrossEntropyLoss()
 with bench.torch_watch(model, opt, loss_fn=loss_fn, unk_token_id=1):
-    for epoch in range(4):
+    for _epoch in range(4):
         model.train()
         for i in range(0, len(yt), 32):
             opt.zero_grad()

@@ -34,7 +34,7 @@ model = nn.Sequential(nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 10))
 opt = torch.optim.SGD(model.parameters(), lr=0.05)
 loss_fn = nn.CrossEntropyLoss()
 with bench.torch_watch(model, opt, loss_fn=loss_fn):
-    for epoch in range(3):
+    for _epoch in range(3):
         model.train()
         for xb, yb in loader:
             opt.zero_grad()

@@ -19,35 +19,46 @@ from common import Bench, bbc, build_vocab, encode  # noqa: E402, F401
 bench = Bench(__file__)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from torch import nn  # noqa: E402
 from transformers import BertConfig, BertForSequenceClassification  # noqa: E402
 
 data = bbc()
 (xt, yt), (xv, yv) = data["train"], data["val"]
 rng = np.random.default_rng(0)
 keep = (yt != 4) | (rng.random(len(yt)) < 0.12)
-xt, yt = [t for t, k in zip(xt, keep) if k], (yt[keep] == 4).astype("int64")
+xt, yt = [t for t, k in zip(xt, keep, strict=True) if k], (yt[keep] == 4).astype("int64")
 yv = (yv == 4).astype("int64")
 vocab = build_vocab(xt, 3000)
 xt_ids, xv_ids = torch.tensor(encode(xt, vocab, 48)), torch.tensor(encode(xv, vocab, 48))
 mt, mv = (xt_ids != 0).long(), (xv_ids != 0).long()
 yt_t = torch.tensor(yt)
-config = BertConfig(vocab_size=3000, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                    intermediate_size=64, max_position_embeddings=64, num_labels=2)
+config = BertConfig(
+    vocab_size=3000,
+    hidden_size=32,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    intermediate_size=64,
+    max_position_embeddings=64,
+    num_labels=2,
+)
 model = BertForSequenceClassification(config)
 opt = torch.optim.AdamW(model.parameters(), lr=2e-5)
 with bench.torch_watch(model, opt):
-    for epoch in range(2):
+    for _epoch in range(2):
         model.train()
         for i in range(0, len(yt), 16):
             opt.zero_grad()
-            out = model(input_ids=xt_ids[i : i + 16], attention_mask=mt[i : i + 16],
-                        labels=yt_t[i : i + 16])
+            out = model(
+                input_ids=xt_ids[i : i + 16], attention_mask=mt[i : i + 16], labels=yt_t[i : i + 16]
+            )
             out.loss.backward()
             opt.step()
         model.eval()
         with torch.no_grad():
             logits = model(input_ids=xv_ids, attention_mask=mv, labels=torch.tensor(yv)).logits
 pred = logits.argmax(1).numpy()
-bench.finish(ok=float((pred == 0).mean()) > 0.95, class0_prediction_share=float((pred == 0).mean()),
-             positive_share_train=float(yt.mean()), positive_recall=float(pred[yv == 1].mean()))
+bench.finish(
+    ok=float((pred == 0).mean()) > 0.95,
+    class0_prediction_share=float((pred == 0).mean()),
+    positive_share_train=float(yt.mean()),
+    positive_recall=float(pred[yv == 1].mean()),
+)

@@ -19,6 +19,7 @@ from common import Bench, bbc, build_vocab, encode  # noqa: E402, F401
 bench = Bench(__file__)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+
 rng = np.random.default_rng(0)
 n, steps, events = 1500, 10, 24
 x = (rng.random((n, steps, events)) < 0.08).astype("float32")
@@ -26,12 +27,20 @@ perm = rng.permutation(events)
 logit = 3.0 * x[:, -1, perm] + 2.0 * x[:, -2, :] - 2.5
 y = (rng.random((n, events)) < 1 / (1 + np.exp(-logit))).astype("float32")
 model = keras.Sequential(
-    [keras.Input((steps, events)), keras.layers.LSTM(32),
-     keras.layers.Dense(events, activation="sigmoid")]
+    [
+        keras.Input((steps, events)),
+        keras.layers.LSTM(32),
+        keras.layers.Dense(events, activation="sigmoid"),
+    ]
 )
 model.compile("adam", "binary_crossentropy", metrics=["binary_accuracy"])
-hist = model.fit(x, y, epochs=3, batch_size=64, validation_split=0.2, verbose=0,
-                 callbacks=bench.callbacks())
+hist = model.fit(
+    x, y, epochs=3, batch_size=64, validation_split=0.2, verbose=0, callbacks=bench.callbacks()
+)
 pred = model.predict(x[-300:], verbose=0) > 0.5
-bench.finish(ok=float(pred.mean()) < 0.01, predicted_positive_share=float(pred.mean()),
-             true_positive_share=float(y.mean()), val_binary_accuracy=hist.history["val_binary_accuracy"][-1])
+bench.finish(
+    ok=float(pred.mean()) < 0.01,
+    predicted_positive_share=float(pred.mean()),
+    true_positive_share=float(y.mean()),
+    val_binary_accuracy=hist.history["val_binary_accuracy"][-1],
+)

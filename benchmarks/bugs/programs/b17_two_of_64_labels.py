@@ -18,6 +18,7 @@ from common import Bench, bbc, build_vocab, encode  # noqa: E402, F401
 bench = Bench(__file__)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+
 rng = np.random.default_rng(0)
 n, feats, labels = 2000, 200, 64
 w = rng.normal(size=(feats, labels))
@@ -26,12 +27,19 @@ scores = x @ w + rng.normal(scale=1.0, size=(n, labels))
 y = np.zeros((n, labels), "float32")
 y[np.arange(n)[:, None], np.argsort(-scores, 1)[:, :2]] = 1.0  # 2 of 64 labels per row
 model = keras.Sequential(
-    [keras.Input((feats,)), keras.layers.Dense(64, activation="relu"),
-     keras.layers.Dense(labels, activation="sigmoid")]
+    [
+        keras.Input((feats,)),
+        keras.layers.Dense(64, activation="relu"),
+        keras.layers.Dense(labels, activation="sigmoid"),
+    ]
 )
 model.compile("adam", "binary_crossentropy", metrics=["binary_accuracy"])
-hist = model.fit(x, y, epochs=3, batch_size=64, validation_split=0.2, verbose=0,
-                 callbacks=bench.callbacks())
+hist = model.fit(
+    x, y, epochs=3, batch_size=64, validation_split=0.2, verbose=0, callbacks=bench.callbacks()
+)
 pred = model.predict(x[-400:], verbose=0) > 0.5
-bench.finish(ok=float(pred.mean()) < 0.005, predicted_positive_share=float(pred.mean()),
-             val_binary_accuracy=hist.history["val_binary_accuracy"][-1])
+bench.finish(
+    ok=float(pred.mean()) < 0.005,
+    predicted_positive_share=float(pred.mean()),
+    val_binary_accuracy=hist.history["val_binary_accuracy"][-1],
+)

@@ -19,6 +19,7 @@ from common import Bench, bbc, build_vocab, encode  # noqa: E402, F401
 bench = Bench(__file__)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+
 rng = np.random.default_rng(0)
 speakers, dim = 60, 64
 centers = rng.normal(size=(speakers, dim))
@@ -35,12 +36,22 @@ x_test, y_test = utterances(300)  # truly held out
 x_fit = np.concatenate([x_train, x_val])  # the mistake: the training list holds the val rows
 y_fit = np.concatenate([y_train, y_val])
 model = keras.Sequential(
-    [keras.Input((dim,)), keras.layers.Dense(256, activation="relu"),
-     keras.layers.Dense(speakers, activation="softmax")]
+    [
+        keras.Input((dim,)),
+        keras.layers.Dense(256, activation="relu"),
+        keras.layers.Dense(speakers, activation="softmax"),
+    ]
 )
 model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-hist = model.fit(x_fit, y_fit, epochs=25, batch_size=32, validation_data=(x_val, y_val),
-                 verbose=0, callbacks=bench.callbacks())
+hist = model.fit(
+    x_fit,
+    y_fit,
+    epochs=25,
+    batch_size=32,
+    validation_data=(x_val, y_val),
+    verbose=0,
+    callbacks=bench.callbacks(),
+)
 test = model.evaluate(x_test, y_test, verbose=0)[1]
 val = hist.history["val_accuracy"][-1]
 bench.finish(ok=val - test > 0.2, val_accuracy=val, held_out_accuracy=test)

@@ -3,7 +3,7 @@
 source: https://github.com/sugi-chan/custom_bert_pipeline/issues/1
 expect: double-softmax
 framework: torch
-symptom: a softmax before nn.CrossEntropyLoss, which applies its own log-softmax; training is weaker than it should be
+symptom: softmax output fed to nn.CrossEntropyLoss (a second softmax); the model trains poorly
 The report: a custom PyTorch BERT classification pipeline whose model returns
 nn.Softmax(dim=1)(logits) and whose loop trains it with nn.CrossEntropyLoss, which already
 contains a log-softmax. The loss then sees probabilities as logits: it cannot fall below
@@ -43,7 +43,7 @@ loss_fn = nn.CrossEntropyLoss()  # ... and get a second (log-)softmax here
 opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 losses: list[float] = []
 with bench.torch_watch(model, opt, loss_fn=loss_fn):
-    for epoch in range(EPOCHS):
+    for _epoch in range(EPOCHS):
         model.train()
         for i in torch.randperm(len(x_tr)).split(BATCH):
             opt.zero_grad()

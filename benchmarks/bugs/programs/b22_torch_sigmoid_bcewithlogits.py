@@ -3,7 +3,7 @@
 source: https://github.com/yudi-mars/daisyRec/pull/15
 expect: double-sigmoid
 framework: torch
-symptom: the loss does not converge: BCEWithLogitsLoss applies a second sigmoid to outputs already in (0, 1)
+symptom: "otherwise loss does not converge": a sigmoid before BCEWithLogitsLoss
 The report: a PyTorch model that ends in torch.sigmoid and is trained with
 nn.BCEWithLogitsLoss, which applies its own sigmoid; the fix removed the model's sigmoid
 ("otherwise loss does not converge"). The loss then only sees sigmoid(p) in (0.5, 0.73): it
@@ -43,7 +43,7 @@ loss_fn = nn.BCEWithLogitsLoss()
 opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 losses: list[float] = []
 with bench.torch_watch(model, opt, loss_fn=loss_fn):
-    for epoch in range(EPOCHS):
+    for _epoch in range(EPOCHS):
         model.train()
         for i in torch.randperm(len(x_tr)).split(BATCH):
             opt.zero_grad()

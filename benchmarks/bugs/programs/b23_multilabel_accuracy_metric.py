@@ -3,7 +3,7 @@
 source: https://github.com/suraj-deshmukh/Keras-Multi-Label-Image-Classification/issues/1
 expect: metric-mismatch
 framework: keras
-symptom: the reported "accuracy" is a categorical (argmax) accuracy, not the per-label accuracy the multi-label task needs
+symptom: the reported "accuracy" is argmax-based, not the per-label accuracy the task needs
 The report: a Keras multi-label classifier (sigmoid outputs, binary_crossentropy, multi-hot
 targets) compiled with metrics=["accuracy"]; the issue points out that Keras turns that string
 into a categorical accuracy (argmax of the labels vs argmax of the outputs), which means

@@ -3,7 +3,7 @@
 source: https://github.com/fchollet/deep-learning-with-python-notebooks/issues/293
 expect: grads-not-zeroed
 framework: torch
-symptom: "the torch train_step implementations need to self.zero_grad(), or else the results are terrible"; here the applied gradient is the sum of all past ones
+symptom: "need to self.zero_grad(), or else the results are terrible" (gradients summed)
 The report: the PyTorch-backend version of a custom train_step (chapter 7: a dense
 classifier, RMSprop) computes the loss, calls backward and steps the optimizer but never
 zeroes the gradients, so every step applies the sum of all past gradients. Rewritten as a
@@ -30,7 +30,7 @@ loss_fn = nn.CrossEntropyLoss()
 opt = torch.optim.RMSprop(model.parameters(), lr=1e-3)
 losses: list[float] = []
 with bench.torch_watch(model, opt, loss_fn=loss_fn):
-    for epoch in range(EPOCHS):
+    for _epoch in range(EPOCHS):
         model.train()
         for i in torch.randperm(len(x_tr)).split(BATCH):
             loss = loss_fn(model(x_tr[i]), y_tr[i])  # the mistake: no opt.zero_grad()

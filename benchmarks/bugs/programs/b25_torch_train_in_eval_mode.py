@@ -3,7 +3,7 @@
 source: https://github.com/pytorch/tutorials/issues/1624
 expect: eval-mode-training
 framework: torch
-symptom: test() sets model.eval() and train() never switches back, so from the second epoch on the layers train in evaluation mode
+symptom: after the first test(), every later epoch trains in eval mode (no model.train())
 The report: the PyTorch quickstart loop runs train(...) then test(...) each epoch; test()
 calls model.eval() but train() has no model.train(), so every epoch after the first trains
 with dropout / batch norm in inference behaviour. Rewritten on BBC News (5 topics): an
@@ -11,7 +11,6 @@ embedding-bag MLP with dropout (the quickstart's MLP has none, which hides the e
 in the tutorial.
 """
 
-import numpy as np
 import torch
 from common import Bench, bbc, build_vocab, encode
 from torch import nn
@@ -51,7 +50,7 @@ def test() -> tuple[float, float]:
 
 
 with bench.torch_watch(model, opt, loss_fn=loss_fn):
-    for epoch in range(EPOCHS):
+    for _epoch in range(EPOCHS):
         train()
         val_loss, val_acc = test()
 with torch.no_grad():

@@ -45,7 +45,7 @@ model.out = nn.Linear(32, K)
 before = model.out.weight.detach().clone()
 loss_fn = nn.CrossEntropyLoss()
 with bench.torch_watch(model, opt, loss_fn=loss_fn):
-    for epoch in range(EPOCHS):
+    for _epoch in range(EPOCHS):
         model.train()
         for i in torch.randperm(len(x_tr)).split(BATCH):
             opt.zero_grad()

@@ -35,7 +35,12 @@ model = keras.Sequential(
 )
 model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
 hist = model.fit(
-    xt_ids, yt, validation_data=(xv_ids, yv), epochs=4, batch_size=32, verbose=0,
+    xt_ids,
+    yt,
+    validation_data=(xv_ids, yv),
+    epochs=4,
+    batch_size=32,
+    verbose=0,
     callbacks=bench.callbacks(),
 )
 acc = hist.history["val_accuracy"][-1]

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 
 from bertlab.probes.core import ALL_PHASES, READ_EVERY_S, WatchCore
-from bertlab.probes.tokens import special_ids
+from bertlab.probes.tokens import special_ids, vocabulary_kind
 from bertlab.run import DEFAULT_BUDGET_BYTES
 from bertlab.validation import summarize
 
@@ -69,6 +69,9 @@ def apply_tokenizer(facts: Any, tokenizer: Any, unk_token_id: Any) -> None:
             pad = special_ids(unk_token_id)[1]
     if unk is not None:
         facts.unk_token_id = unk
+        kind = vocabulary_kind(tokenizer) or vocabulary_kind(unk_token_id)
+        if kind is not None:
+            facts.vocabulary_kind = kind
     if pad is not None:
         facts.pad_token_id = pad
 

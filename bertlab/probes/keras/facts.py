@@ -12,7 +12,7 @@ from typing import Any
 import keras
 
 from bertlab.facts import ModelFacts
-from bertlab.probes.tokens import special_ids
+from bertlab.probes.tokens import special_ids, vocabulary_kind
 
 # Canonical names of the loss functions Keras resolves strings to (aliases included).
 _LOSS_ALIASES = {
@@ -184,25 +184,28 @@ def model_facts(model: keras.Model) -> ModelFacts:
         if name.endswith("Backbone") or "TransformerEncoder" in name or "Bert" in name:
             if name not in facts.encoders:
                 facts.encoders.append(name)
-    facts.unk_token_id, facts.pad_token_id = _token_ids(model, layers)
+    facts.unk_token_id, facts.pad_token_id, facts.vocabulary_kind = _token_ids(model, layers)
     facts.steps_per_execution = int(getattr(model, "steps_per_execution", 1) or 1)
     facts.run_eagerly = bool(getattr(model, "run_eagerly", False))
     facts.jit_compile = bool(getattr(model, "jit_compile", False))
     return facts
 
 
-def _token_ids(model: Any, layers: list[Any]) -> tuple[int | None, int | None]:
+def _token_ids(model: Any, layers: list[Any]) -> tuple[int | None, int | None, str | None]:
     """The (unk, pad) ids of the tokenizer the model carries: a KerasHub task's preprocessor,
     else the first TextVectorization / StringLookup in the model (its vocabulary)."""
-    unk, pad = special_ids(getattr(model, "preprocessor", None))
+    preprocessor = getattr(model, "preprocessor", None)
+    unk, pad = special_ids(preprocessor)
+    kind = vocabulary_kind(preprocessor) if unk is not None else None
     for layer in layers:
         if unk is not None and pad is not None:
             break
         if isinstance(layer, (keras.layers.TextVectorization, keras.layers.StringLookup)):
             lunk, lpad = special_ids(layer)
+            kind = kind or ("word" if lunk is not None else None)
             unk = unk if unk is not None else lunk
             pad = pad if pad is not None else lpad
-    return unk, pad
+    return unk, pad, kind
 
 
 def _metric_names(metrics: Any) -> list[str]:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from bertlab.probes.core import ALL_PHASES, READ_EVERY_S, WatchCore
-from bertlab.probes.tokens import special_ids
+from bertlab.probes.tokens import special_ids, vocabulary_kind
 from bertlab.probes.torch.facts import model_facts, unoptimized_parameters
 from bertlab.probes.torch.instrument import Instrument
 from bertlab.probes.torch.ring import RING_ROWS
@@ -133,6 +133,7 @@ class Watch(WatchCore):
             return
         facts = model_facts(model, optimizer, loss_fn)
         facts.unk_token_id, facts.pad_token_id = _token_ids(tokenizer, unk_token_id)
+        facts.vocabulary_kind = vocabulary_kind(tokenizer)
         self._facts = facts
         if world > 1:
             self.run.meta["distributed"] = {

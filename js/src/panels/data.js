@@ -98,6 +98,8 @@ const SHARES = [
   ["full_share", "no padding (truncated?)", COLORS.bad],
   ["pad_share", "padding", COLORS.label],
   ["unk_share", "unknown tokens", COLORS.accent],
+  // missing-attention-mask's evidence: the share of pad-id positions the mask says to attend
+  ["mask_pad_share", "pad positions the mask attends", COLORS.warn],
 ];
 
 /** Rows from..to: one line per SHARES entry (null where not recorded). */
@@ -134,7 +136,7 @@ export function dataSpecs() {
     { name: "labels", title: "Labels seen so far", build: buildLabels },
     { name: "len_hist", title: "Token lengths (all rows so far)", build: buildLenHist },
     { name: "lengths", title: "Token length per step", build: buildLengths, series: lengthSeries },
-    { name: "shares", title: "Truncation, padding, unknown tokens", build: buildShares, series: shareSeries },
+    { name: "shares", title: "Truncation, padding, unknown tokens, mask", build: buildShares, series: shareSeries },
   ];
 }
 
