@@ -105,7 +105,10 @@ def test_plain_script_prints_nothing_per_batch(tmp_path):
     env = {"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "rows 8"
+    # Nothing per batch: the one line at train end is the verdict (issue 14), then the script's.
+    lines = out.stdout.strip().splitlines()
+    assert lines[-1] == "rows 8"
+    assert len(lines) == 2 and lines[0].startswith("bertlab verdict: "), lines
     assert "bertlab" not in out.stderr
 
 
