@@ -141,35 +141,48 @@ def summary(results: list[dict[str, Any]]) -> str:
     )
 
 
-def markdown(results: list[dict[str, Any]]) -> str:
-    """The README table: program, source, mistake, expected code, symptom measured without
-    bertlab (``--validate``) or bertlab's verdict (a watched run)."""
+def verdict(result: dict[str, Any]) -> str:
+    """bertlab's verdict on one watched run, for the README table."""
+    if result.get("crashed"):
+        return f"crashed ({result.get('rc')})"
+    loud = ", ".join(loud_codes(result)) or "none"
+    if result["kind"] == "healthy":
+        return "clean" if not loud_codes(result) else f"WARNS: {loud}"
+    step = loud_step(result, result.get("expect", ""))
+    found = f"detected at step {step}" if step is not None else "**missed**"
+    return f"{found}; first: {result.get('first')}; loud: {loud}"
+
+
+def markdown(validated: list[dict[str, Any]], watched: list[dict[str, Any]]) -> str:
+    """The README table: program, source, mistake, expected code, the symptom measured without
+    bertlab (a ``--validate`` run) and bertlab's verdict (a scored run)."""
     sys.path.insert(0, str(HERE))
     from common import header
 
-    last = (
-        "symptom measured without bertlab"
-        if results and not results[0].get("watched")
-        else "bertlab"
-    )
-    rows = [f"| program | source | mistake | expected code | {last} |", "|---|---|---|---|---|"]
-    for r in results:
-        path = next(iter(PROGRAMS.glob(r["name"] + ".py")), None)
-        title = header(path)["title"] if path else ""
+    scored = {r["name"]: r for r in watched}
+    rows = [
+        "| program | source | mistake | expected code | measured without bertlab | bertlab |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in validated:
+        path = PROGRAMS / f"{r['name']}.py"
+        title = header(path)["title"] if path.exists() else ""
         source = r.get("source", "")
-        link = f"[link]({source})" if source.startswith("http") else source
+        link = (
+            f"[{source.split('github.com/')[-1]}]({source})"
+            if source.startswith("http")
+            else source
+        )
         if r.get("crashed"):
             seen = f"crashed ({r.get('rc')})"
-        elif r.get("watched"):
-            seen = describe(r, False).split(None, 1)[1]
         else:
             seen = ", ".join(f"{k}={v}" for k, v in r.get("symptom", {}).items())
             if r.get("error") and "error" not in r.get("symptom", {}):
                 seen += f", error={r['error']['type']}"
             seen += "" if r.get("ok") else " (NOT SHOWN)"
-        rows.append(
-            f"| {r['name'].split('_')[0]} | {link} | {title} | {r.get('expect', '')} | {seen} |"
-        )
+        other = verdict(scored[r["name"]]) if r["name"] in scored else "not run"
+        name = r["name"].split("_")[0]
+        rows.append(f"| {name} | {link} | {title} | {r.get('expect', '')} | {seen} | {other} |")
     return "\n".join(rows)
 
 
@@ -179,12 +192,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subset", choices=["fast"], help="the fast subset CI runs")
     parser.add_argument("--validate", action="store_true", help="run without bertlab")
     parser.add_argument("--json", help="write every result to this file")
-    parser.add_argument("--markdown", help="read a --json file and print the README table")
+    parser.add_argument(
+        "--markdown",
+        nargs=2,
+        metavar=("VALIDATE_JSON", "RUN_JSON"),
+        help="print the README table from a --validate --json file and a scored --json file",
+    )
     parser.add_argument("-j", "--jobs", type=int, default=2, help="programs run at once")
     parser.add_argument("--timeout", type=float, default=TIMEOUT_S, help="seconds per program")
     args = parser.parse_args(argv)
     if args.markdown:
-        print(markdown(json.loads(Path(args.markdown).read_text(encoding="utf-8"))))
+        val, run = (json.loads(Path(p).read_text(encoding="utf-8")) for p in args.markdown)
+        print(markdown(val, run))
         return 0
     only = args.only.split(",") if args.only else (list(FAST) if args.subset else None)
     files = programs(only)
