@@ -18,6 +18,9 @@ from bertlab.rules import all_rules
 from bertlab.rules.base import Context, Evidence, Rule
 from bertlab.run import Run
 
+#: How loud a severity is, for ordering cause chains (rank of the loudest symptom explained).
+_LOUDNESS = {"error": 2, "warning": 1, "info": 0}
+
 
 class Diagnoser:
     """Keeps the findings of one run.
@@ -184,12 +187,28 @@ class Diagnoser:
             self.faults.append(text)
             self.run.note(text)
 
-    def _rank(self, finding: Finding) -> tuple[int, int]:
-        # A symptom sorts right after its cause; otherwise by the rule's rank.
+    def _root(self, finding: Finding) -> Finding:
+        """The live finding at the end of this one's cause chain (itself if it has no cause)."""
+        seen = {finding.code}
+        while finding.cause in self.live and finding.cause not in seen:
+            finding = self.live[finding.cause]
+            seen.add(finding.code)
+        return finding
+
+    def _rank(self, finding: Finding) -> tuple[int, int, int]:
+        # Chains that end in an error come first, then warnings, then remarks: a cause is
+        # ranked by the loudest symptom it explains (an exploding gradient behind a NaN loss
+        # before an unrelated truncation warning). Within that, a symptom sorts right after its
+        # cause; otherwise by the rule's rank.
+        root = self._root(finding) if finding.status == "live" else finding
+        loud = max(
+            (_LOUDNESS[f.severity] for f in self.live.values() if self._root(f) is root),
+            default=_LOUDNESS[finding.severity],
+        )
         own = self.by_code[finding.code].rank
         if finding.cause is not None and finding.cause in self.by_code:
-            return (self.by_code[finding.cause].rank, own)
-        return (own, 0)
+            return (-loud, self.by_code[finding.cause].rank, own)
+        return (-loud, own, 0)
 
     @property
     def findings(self) -> list[Finding]:

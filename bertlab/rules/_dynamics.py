@@ -144,3 +144,56 @@ def informative(ctx: Context, last: int) -> float | None:
     mean = float(gap.mean())
     se = float(gap.std(ddof=1) / np.sqrt(len(gap)))
     return mean if mean + INFO_SE * se < 0 and mean <= -INFO_GAP else None
+
+
+#: Passes over the training data during which a model that sits at the no-information level
+#: with no committed wrong answer and no named cause is taken to be a slow learner that has
+#: fitted the label prior but not yet the features: keras-io's embedding + pooling recipes leave
+#: the prior after 1-2.5 epochs (benchmark h03: a 77/23 binary task, 2.4 epochs; h04: three
+#: tags, 1.3 epochs). A committed constant answer, a named cause (a learning rate, a frozen
+#: encoder, a loss/activation mismatch...) or an unknown epoch length is never held.
+PRIOR_EPOCHS = 2
+#: After that, a validation loss that fell by at least this share from each epoch to the next
+#: over the last two or three epochs is learning: the same validation rows every epoch make the
+#: difference paired, far less noisy than batch losses (h04: 0.664, 0.654, 0.640...; h03:
+#: 0.551, 0.525, 0.489... while every validation prediction is still the majority class).
+VAL_FALL = 0.005
+
+
+def prior_hold(ctx: Context, causes: tuple[str, ...]) -> str | None:
+    """Why a model at the no-information level is still taken to be learning, or None.
+
+    Used by the rules that name a model stuck at the label prior (single-class without a
+    committed answer, chance-loss, multilabel-collapse): a slow but healthy learner sits there
+    for its first passes over the data, a broken one stays.
+    """
+    if ctx.live & set(causes):
+        return None
+    per_epoch = ctx.meta.get("steps_per_epoch")
+    steps = ctx.col("step")
+    if not per_epoch or not len(steps):
+        return None
+    if float(steps[-1]) + 1 < PRIOR_EPOCHS * float(per_epoch):
+        return f"within the first {PRIOR_EPOCHS} passes over the training data"
+    val = [e.get("val_loss") for e in ctx.epochs[-3:]]
+    if len(val) < 2 or not all(v is not None and np.isfinite(v) for v in val):
+        return None
+    level = _val_level(ctx)
+    falling = all(b <= a * (1 - VAL_FALL) for a, b in zip(val, val[1:], strict=False))
+    # Below the validation labels' no-information level, not merely approaching it from above
+    # (a model settling on the prior also lowers its loss for a while: benchmark b16).
+    if falling and level is not None and val[-1] < level:
+        return "the validation loss keeps falling epoch after epoch, below the label prior's"
+    return None
+
+
+def _val_level(ctx: Context) -> float | None:
+    """No-information loss of the last epoch's validation labels (their entropy)."""
+    last = ctx.epochs[-1]
+    counts, rows = last.get("val_label_count"), last.get("val_samples")
+    layout = ctx.layout
+    if counts is None or layout is None:
+        return None
+    counts = np.asarray(counts, dtype=float).ravel()
+    rows = float(rows) if rows else float(counts.sum())
+    return chance_loss(counts[None, :], layout.task, np.array([rows]))

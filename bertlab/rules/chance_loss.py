@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bertlab.rules._dynamics import informative, rel_trend
+from bertlab.rules._dynamics import informative, prior_hold, rel_trend
 from bertlab.rules._stats import chance_loss
 from bertlab.rules.base import Context, Evidence, Rule
 
@@ -40,7 +40,7 @@ def check(ctx: Context) -> Evidence | None:
     # Near chance, but its probabilities already favour the true class, or the loss falls by
     # MAX_DROP along the fitted trend, by more than batch noise (two standard errors; benchmark
     # h14: -4.5 % ± 0.9 % over 40 steps, where the halves of the window differ by 2.3 %).
-    if informative(ctx, WINDOW) is not None:
+    if informative(ctx, WINDOW) is not None or prior_hold(ctx, RULE.causes) is not None:
         return None
     change, noise = rel_trend(loss)
     if change <= -MAX_DROP and change + TREND_SE * noise < 0:

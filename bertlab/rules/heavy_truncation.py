@@ -35,7 +35,17 @@ def _truncated(ctx: Context) -> tuple[float, int | None] | None:
     return float(np.sum(full * size * at_width) / max(np.sum(size), 1.0)), width
 
 
+#: A mask that attends to at least this share of the pad-id positions (``mask_pad_share``) makes
+#: rows look full whatever their text: lengths counted from it say nothing about truncation
+#: (missing-attention-mask names that mask).
+LYING_MASK = 0.5
+
+
 def check(ctx: Context) -> Evidence | None:
+    lying = ctx.col("mask_pad_share")
+    lying = lying[np.isfinite(lying)] if len(lying) else lying
+    if len(lying) and float(np.median(lying)) >= LYING_MASK:
+        return None
     found = _truncated(ctx)
     if found is None or found[0] < INFO_SHARE:
         return None

@@ -46,6 +46,8 @@ def check(ctx: Context) -> Evidence | None:
     return Evidence(
         text + " (fine if this encoder is trained from scratch, not a pretrained one)",
         severity="info",
+        # The frozen encoder's stall has another cause: never name this one for it.
+        extra={"not_a_cause": True} if frozen else {},
     )
 
 

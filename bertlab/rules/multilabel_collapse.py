@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bertlab.rules._dynamics import chance, rel_trend
+from bertlab.rules._dynamics import chance, prior_hold, rel_trend
 from bertlab.rules._stats import pct
 from bertlab.rules.base import Context, Evidence, Rule
 
@@ -58,6 +58,8 @@ def check(ctx: Context) -> Evidence | None:
     at_chance = level is not None and mean_loss <= NEAR_CHANCE * level
     change, noise = rel_trend(loss)
     if not at_chance and -change + 2 * noise > MAX_DROP:
+        return None
+    if prior_hold(ctx, RULE.causes) is not None:
         return None
     rates = t / rows
     parts = []

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from bertlab.rules._dynamics import informative
+from bertlab.rules._dynamics import informative, prior_hold
 from bertlab.rules._stats import chance_loss, entropy, pct
 from bertlab.rules.base import Context, Evidence, Rule
 
@@ -118,6 +118,8 @@ def _train(ctx: Context) -> Evidence | None:
     gap = _committed(ctx, chance)
     if gap is None and ctx.col("step")[-WINDOW] < SYMMETRY_STEPS:
         return None  # still possibly a fresh head breaking symmetry
+    if gap is None and prior_hold(ctx, RULE.causes) is not None:
+        return None  # at the label prior, as a slow learner's first passes over the data
     loss = _mean_finite(ctx.col("loss")[-WINDOW:])
     # Without the committed-answer evidence, a loss clearly below the no-information level means
     # the model ranks the rows although no score crosses the threshold yet (a 77/23 binary task
@@ -185,6 +187,8 @@ def check(ctx: Context) -> Evidence | None:
     # show no learning below the surface (loss under the entropy of the model's predictions).
     if "single-class" in ctx.live:
         return Evidence(text, extra=extra)
+    if prior_hold(ctx, RULE.causes) is not None:
+        return None
     trained = int(ctx.epochs[-1].get("steps", 0) or 0)
     if trained >= SYMMETRY_STEPS + WINDOW and informative(ctx, WINDOW) is None:
         return Evidence(text, extra=extra)

@@ -224,6 +224,9 @@ class Watch(keras.callbacks.Callback, WatchCore):
         self._eval_clock = time.perf_counter()
         self._show()
         self.run.begin(facts)
+        # Passes over the data are the clock of the rules that wait for a slow learner to leave
+        # the label prior (rules/_dynamics.prior_hold); None for a dataset of unknown length.
+        self.run.meta["steps_per_epoch"] = (getattr(self, "params", None) or {}).get("steps")
         self._training(True)
         self._evaluate(("preflight", "live"))
         self._t0 = time.perf_counter()

@@ -72,25 +72,18 @@ def squared_norm(grad, xla: bool = False):
     return ops.sum(ops.square(_f(grad)))
 
 
-def gradient_stats(
-    grads, groups: list[int], n_groups: int, xla: bool = False, squared: tuple = ()
-) -> dict:
+def gradient_stats(grads, groups: list[int], n_groups: int, xla: bool = False) -> dict:
     """Global and per-group gradient norms and counts of zero/missing/non-finite gradients.
 
     ``groups[i]`` is the group (layer) index of the i-th variable. A gradient whose squared norm
     overflows float32 counts as non-finite: at that size the update is broken anyway.
-    ``squared[i]`` true: ``grads[i]`` is already that gradient's squared norm (a TensorFlow
-    IndexedSlices gradient, summed outside an XLA cluster: see :func:`presquare`).
     """
-    present = [(i, g, groups[i]) for i, g in enumerate(grads) if g is not None]
+    present = [(g, groups[i]) for i, g in enumerate(grads) if g is not None]
     missing = float(len(grads) - len(present))
     if not present:
         return {"grad_norm": math.nan, "grad_missing": missing}
-    done = [bool(squared and squared[i]) for i, _, _ in present]
-    sq = ops.stack(
-        [g if d else squared_norm(g, xla) for (_, g, _), d in zip(present, done, strict=True)]
-    )
-    group_ids = np.asarray([gi for _, _, gi in present], np.int32)
+    sq = ops.stack([squared_norm(g, xla) for g, _ in present])
+    group_ids = np.asarray([gi for _, gi in present], np.int32)
     per_group = ops.segment_sum(sq, group_ids, num_segments=n_groups)
     return {
         "grad_norm": ops.sqrt(ops.sum(sq)),
@@ -99,20 +92,6 @@ def gradient_stats(
         "grad_missing": missing,
         "grad_nonfinite": _count(ops.logical_not(ops.isfinite(sq))),
     }
-
-
-def presquare(grads, xla: bool = False) -> tuple[list, tuple]:
-    """Gradients ready for :func:`gradient_stats` inside an XLA cluster.
-
-    TensorFlow's IndexedSlices (an embedding's gradient) cannot enter one: their squared norm is
-    taken here, and ``squared`` says which entries are such norms.
-    """
-    out, squared = [], []
-    for g in grads:
-        sparse = type(g).__name__ == "IndexedSlices"
-        out.append(squared_norm(g, xla) if sparse else g)
-        squared.append(sparse)
-    return out, tuple(squared)
 
 
 def as_matrix(t):

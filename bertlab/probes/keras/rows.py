@@ -112,7 +112,7 @@ class RowRecorder:
             groups = [index.get(group_of(path), 0) for path in p["vars"] or []]
             if len(groups) == len(p["grads"]):
                 grads = self._replicas.global_gradients(p, ctx) if ctx else p["grads"]
-                a["grads"], config["squared"] = q.presquare(grads, xla)
+                a["grads"] = grads
                 a["update"] = p.get("update")
                 config.update(groups=groups, n_groups=max(1, len(layout.layers)))
         if x is not None:
@@ -120,28 +120,10 @@ class RowRecorder:
         config["unk"] = self.facts.unk_token_id
         config["pad"] = getattr(self.facts, "pad_token_id", None)
         self._trace_output_facts(y_pred, y, weighted=p.get("sample_weight") is not None)
-        out = self._compiled(config)(a)
+        out = train_values(a, config)
         if ctx is not None:  # the global batch, on every replica
             out = q.assemble(self._replicas.combine_row(out, ctx), layout.channels())
         self.ring.write(out)
-
-    def _compiled(self, config: dict[str, Any]) -> Any:
-        """:func:`train_values` for this configuration, as the backend runs it best.
-
-        On TensorFlow one XLA cluster (``tf.function(jit_compile=True)``): the few hundred
-        small ops of the summaries become a few fused kernels instead of as many executor ops
-        (or, on a GPU, kernel launches) per step. On JAX the step is jitted already; on torch
-        the ops run as they are.
-        """
-
-        def values(a: dict[str, Any]) -> Any:
-            return train_values(a, config)
-
-        if self.backend != "tensorflow":
-            return values
-        import tensorflow as tf
-
-        return tf.function(values, jit_compile=True, autograph=False)
 
     def _trace_output_facts(self, y_pred: Any, y: Any, weighted: bool) -> None:
         """Static facts only visible at trace time (output op, label shape, sample weights)."""
@@ -264,7 +246,7 @@ def train_values(a: dict[str, Any], c: dict[str, Any]) -> Any:
         vals["batch_size"] = ops.cast(a["batch"], "float32")
     if a["grads"] is not None:
         groups, n_groups = c["groups"], c["n_groups"]
-        stats = q.gradient_stats(a["grads"], groups, n_groups, c["xla"], c["squared"])
+        stats = q.gradient_stats(a["grads"], groups, n_groups, c["xla"])
         vals.update(precision.unscale(stats, a["loss_scale"]) if c["scaled"] else stats)
         if a["update"] is not None:
             vals.update(q.update_ratio(*q.update_sums(*a["update"]), groups, n_groups))

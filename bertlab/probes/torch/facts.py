@@ -42,6 +42,14 @@ _MODE_DEPENDENT = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNor
 _ENCODER_HINTS = ("Bert", "Roberta", "Electra", "Deberta", "Transformer", "Encoder")
 
 
+def _attends(module: nn.Module) -> bool:
+    """Whether a module (or one inside it) is self-attention, where padding must be masked."""
+    return any(
+        isinstance(m, nn.MultiheadAttention) or "Attention" in type(m).__name__
+        for m in module.modules()
+    )
+
+
 def unwrap_model(model: Any) -> nn.Module:
     """The user's module inside DistributedDataParallel / DataParallel / torch.compile."""
     for _ in range(4):
@@ -143,7 +151,8 @@ def model_facts(model: Any, optimizer: Any = None, loss_fn: Any = None) -> Model
             facts.embeddings.append((name or "embedding", int(module.num_embeddings)))
         cls = type(module).__name__
         if any(hint in cls for hint in _ENCODER_HINTS) and cls not in facts.encoders:
-            facts.encoders.append(cls)
+            if _attends(module):  # a convolutional "Encoder" has no padding to mask
+                facts.encoders.append(cls)
     facts.mode_dependent = sum(
         1 for m in model.modules() if isinstance(m, _MODE_DEPENDENT) and getattr(m, "p", 1.0) != 0
     )
