@@ -144,7 +144,10 @@ def test_check_finds_setup_errors_before_training():
     assert found["label-out-of-range"].severity == "error"
     assert found["double-softmax"].code == "double-softmax"
     order = [f.code for f in bertlab.check(model, x, y + 2)]
-    assert order.index("double-softmax") < order.index("label-out-of-range")  # rank order
+    # The loudest first: labels past the output break training; the softmax that Keras on
+    # TensorFlow silently bypasses is quieter (rank order only within the same loudness).
+    assert found["double-softmax"].severity != "error"
+    assert order.index("label-out-of-range") < order.index("double-softmax")
     for a, b in zip(weights, model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)  # nothing trained
     uncompiled = embedding_classifier(k=5)

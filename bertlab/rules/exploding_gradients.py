@@ -118,7 +118,9 @@ RULE = Rule(
     phase="live",
     panel="gradients",
     rank=35,
-    causes=("grads-not-zeroed", "high-learning-rate"),
+    # unshuffled-batches: a class-sorted stream pulls the output layer to a new class with
+    # every boundary, in large, alternating steps (benchmark b13).
+    causes=("grads-not-zeroed", "high-learning-rate", "unshuffled-batches"),
     title="Exploding gradients",
     explanation=(
         "The gradient norm jumped by orders of magnitude. An update is the learning rate times "

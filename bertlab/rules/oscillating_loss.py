@@ -105,6 +105,9 @@ RULE = Rule(
         "high-learning-rate",
         "exploding-gradients",
         "saturated-logits",
+        # a class-sorted stream: every batch a new single-class objective, the loss jumps at
+        # each class boundary
+        "unshuffled-batches",
     ),
     title="The loss oscillates instead of going down",
     explanation=(

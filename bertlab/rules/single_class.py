@@ -217,6 +217,8 @@ RULE = Rule(
         "unshuffled-batches",
         "dead-gradients",
         "vanishing-gradients",
+        # logits so large that the softmax is one-hot: one class wins every row (benchmark b37)
+        "saturated-logits",
     ),
     title="Every prediction is the same class",
     explanation=(
