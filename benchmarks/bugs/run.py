@@ -36,7 +36,7 @@ PROGRAMS = HERE / "programs"
 TIMEOUT_S = 180  # per program; each is meant to take <= ~40 s on one core (README)
 # What CI runs: programs bertlab detects (buggy) or stays clean on (healthy) today, chosen
 # among the fastest; tests/test_bugs_benchmark.py asserts exactly that.
-FAST = ("b01", "b04", "b07", "h08")
+FAST = ("b01", "b04", "b07", "h03", "h08")
 
 
 def programs(only: list[str] | None = None) -> list[Path]:
