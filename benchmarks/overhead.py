@@ -6,6 +6,7 @@ Run::
     python benchmarks/overhead.py --model fast --rounds 21 --steps 300 --json out.json
     python benchmarks/overhead.py --model bert --control   # + an A/A arm: a 2nd plain model
     python benchmarks/overhead.py --model fast --control --path   # + Watch(path=...) arm
+    python benchmarks/overhead.py --model fast --control --backend jax   # Keras on JAX / torch
 
 What is measured
 ----------------
@@ -90,6 +91,20 @@ from typing import Any
 import numpy as np
 
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"  # silence TensorFlow's C++ logs (before importing TF)
+
+
+def _backend_arg(argv: list[str]) -> str | None:
+    """``--backend NAME``: Keras reads its backend at import, so it is set before that."""
+    for i, arg in enumerate(argv):
+        if arg == "--backend" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--backend="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+if _backend_arg(sys.argv):
+    os.environ["KERAS_BACKEND"] = _backend_arg(sys.argv)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmark this checkout
 
 
@@ -137,6 +152,8 @@ MODELS: dict[str, dict[str, Any]] = {
     # The demo's real model: pretrained all-MiniLM-L6-v2 on BBC News (64 tokens, batch 16).
     # Not in "both": ~2 s a step on 2 cores. Run it with --model minilm.
     "minilm": {"rounds": 3, "steps": 12, "warmup": 3, "target": 1.03, "batch": 16},
+    # A BERT-base-sized random encoder (12 layers, hidden 768): for a GPU (benchmarks/gpu.sh).
+    "bertbase": {"rounds": 5, "steps": 30, "warmup": 4, "target": 1.03},
 }
 
 
@@ -169,6 +186,24 @@ def build_bert() -> keras.Model:
     return model
 
 
+def build_bertbase() -> keras.Model:
+    """BERT-base's shape (12 layers, 12 heads, hidden 768, intermediate 3072, vocab 30522),
+    randomly initialised: the cost of the Watch on the size of model people fine-tune."""
+    import keras_hub
+
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=30522,
+        num_layers=12,
+        num_heads=12,
+        hidden_dim=768,
+        intermediate_dim=3072,
+        max_sequence_length=max(SEQ, 128),
+    )
+    model = keras_hub.models.BertTextClassifier(backbone, num_classes=CLASSES, preprocessor=None)
+    model.compile(optimizer=keras.optimizers.Adam(5e-5))
+    return model
+
+
 def build_fast() -> keras.Model:
     model = keras.Sequential(
         [
@@ -191,7 +226,7 @@ def build_minilm() -> keras.Model:
     return minilm.classifier(5, "fixed", seed=SEED, metrics=())  # Adam 5e-5, logits
 
 
-BUILD = {"bert": build_bert, "fast": build_fast, "minilm": build_minilm}
+BUILD = {"bert": build_bert, "fast": build_fast, "minilm": build_minilm, "bertbase": build_bertbase}
 
 
 def make_data(kind: str, n: int, seed: int = SEED) -> tuple[Any, np.ndarray]:
@@ -441,8 +476,10 @@ def report(kind: str, res: dict[str, Any]) -> None:
     title = {
         "bert": "tiny KerasHub BERT (2 layers, hidden 128, batch 32, seq 64)",
         "fast": "fast model (Embedding(2000, 32) + GlobalAveragePooling1D + Dense(4), batch 32)",
-        "minilm": "pretrained all-MiniLM-L6-v2 on BBC News (6 layers, h384, batch 16, seq 64)",
+        "minilm": "pretrained all-MiniLM-L6-v2 on BBC News (6 layers, h384)",
+        "bertbase": "BERT-base-sized random encoder (12 layers, h768)",
     }[kind]
+    title += f" [batch {MODELS[kind].get('batch', BATCH)}, seq {SEQ}, {keras.backend.backend()}]"
     print(f"\n== {kind}: {title}")
     print(
         f"   {res['rounds']} interleaved rounds x {res['steps']} steps per fit, "
@@ -509,10 +546,20 @@ def _record_costs(watch: Any) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--model", choices=("bert", "fast", "minilm", "both"), default="both")
+    parser.add_argument(
+        "--model", choices=("bert", "fast", "minilm", "bertbase", "both"), default="both"
+    )
+    parser.add_argument("--seq", type=int, help=f"sequence length (default {SEQ})")
+    parser.add_argument("--batch", type=int, help="batch size (default: per model)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default: per model)")
     parser.add_argument("--steps", type=int, help="steps per fit (default: per model)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument(
+        "--backend",
+        choices=("tensorflow", "jax", "torch"),
+        help="Keras backend (default: KERAS_BACKEND, else tensorflow); TensorBoard's arm is "
+        "TensorFlow's only",
+    )
     parser.add_argument(
         "--control",
         action="store_true",
@@ -525,6 +572,11 @@ def main(argv: list[str] | None = None) -> int:
         "crash-safe record, bertlab.record) from its background thread",
     )
     args = parser.parse_args(argv)
+    if args.seq:
+        globals()["SEQ"] = args.seq  # read by the builders and make_data at call time
+    if args.batch:
+        for cfg in MODELS.values():
+            cfg["batch"] = args.batch
     if args.steps is not None and args.steps < DROP + 3:
         parser.error(f"--steps must be at least {DROP + 3}")
     if args.rounds is not None and args.rounds < 1:
@@ -542,8 +594,9 @@ def main(argv: list[str] | None = None) -> int:
         f"tensorboard {info['tensorboard'] or '-'}"
     )
     print(f"bertlab measured: {info['bertlab_source']}")
-    with_tb = info["tensorboard"] is not None
-    if not with_tb:
+    print(f"keras backend: {keras.backend.backend()}")
+    with_tb = info["tensorboard"] is not None and keras.backend.backend() == "tensorflow"
+    if info["tensorboard"] is None:
         print(
             "note: tensorboard is not installed, so the TensorBoard reference arm is skipped "
             "(pip install tensorboard)"
