@@ -162,9 +162,7 @@ def trainer_arm(model, batch, size, watch: bool, tmp: str):
             seed=SEED,
             dataloader_num_workers=0,
         )
-        trainer = Trainer(
-            model=model, args=args, train_dataset=Rows(batch), callbacks=callbacks
-        )
+        trainer = Trainer(model=model, args=args, train_dataset=Rows(batch), callbacks=callbacks)
         trainer.remove_callback(PrinterCallback)  # its end-of-training line, in every arm
         trainer.train()
         return list(np.diff(timer.stamps))[1:]

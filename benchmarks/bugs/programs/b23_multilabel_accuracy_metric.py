@@ -34,20 +34,33 @@ vocab = build_vocab(data["train"][0], VOCAB)
 x_tr, y_tr = encode(data["train"][0], vocab, SEQ), tags(*data["train"])
 x_va, y_va = encode(data["val"][0], vocab, SEQ), tags(*data["val"])
 
-model = keras.Sequential([
-    keras.Input((SEQ,), dtype="int64"),
-    keras.layers.Embedding(VOCAB, 32),
-    keras.layers.GlobalAveragePooling1D(),
-    keras.layers.Dense(32, activation="relu"),
-    keras.layers.Dense(y_tr.shape[1], activation="sigmoid"),
-])
+model = keras.Sequential(
+    [
+        keras.Input((SEQ,), dtype="int64"),
+        keras.layers.Embedding(VOCAB, 32),
+        keras.layers.GlobalAveragePooling1D(),
+        keras.layers.Dense(32, activation="relu"),
+        keras.layers.Dense(y_tr.shape[1], activation="sigmoid"),
+    ]
+)
 model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
-hist = model.fit(x_tr, y_tr, validation_data=(x_va, y_va), epochs=8, batch_size=32,
-                 callbacks=bench.callbacks(), verbose=0)
+hist = model.fit(
+    x_tr,
+    y_tr,
+    validation_data=(x_va, y_va),
+    epochs=8,
+    batch_size=32,
+    callbacks=bench.callbacks(),
+    verbose=0,
+)
 pred = model.predict(x_va, verbose=0) > 0.5
 reported = hist.history["val_accuracy"][-1]
 per_label = float((pred == (y_va > 0.5)).mean())
 exact = float((pred == (y_va > 0.5)).all(axis=1).mean())
-bench.finish(ok=abs(reported - per_label) > 0.1, reported_val_accuracy=reported,
-             per_label_accuracy=per_label, exact_match=exact,
-             multi_label_rows=float((y_va.sum(1) > 1).mean()))
+bench.finish(
+    ok=abs(reported - per_label) > 0.1,
+    reported_val_accuracy=reported,
+    per_label_accuracy=per_label,
+    exact_match=exact,
+    multi_label_rows=float((y_va.sum(1) > 1).mean()),
+)

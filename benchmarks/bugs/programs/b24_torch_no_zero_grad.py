@@ -24,8 +24,12 @@ y_tr = torch.tensor(data["train"][1])
 x_va = torch.tensor(encode(data["val"][0], vocab, SEQ))
 y_va = torch.tensor(data["val"][1])
 
-model = nn.Sequential(nn.EmbeddingBag(VOCAB, 64, mode="mean", padding_idx=0),
-                      nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, K))
+model = nn.Sequential(
+    nn.EmbeddingBag(VOCAB, 64, mode="mean", padding_idx=0),
+    nn.Linear(64, 64),
+    nn.ReLU(),
+    nn.Linear(64, K),
+)
 loss_fn = nn.CrossEntropyLoss()
 opt = torch.optim.RMSprop(model.parameters(), lr=1e-3)
 losses: list[float] = []
@@ -52,5 +56,10 @@ applied = grad_norm()  # what the last step applied: the sum of every batch's gr
 opt.zero_grad()
 loss_fn(model(x_tr[:BATCH]), y_tr[:BATCH]).backward()
 fresh = grad_norm()  # one batch's own gradient
-bench.finish(ok=applied > 10 * fresh, applied_grad_norm=applied, batch_grad_norm=fresh,
-             val_accuracy=val_acc, train_loss_last=float(np.mean(losses[-20:])))
+bench.finish(
+    ok=applied > 10 * fresh,
+    applied_grad_norm=applied,
+    batch_grad_norm=fresh,
+    val_accuracy=val_acc,
+    train_loss_last=float(np.mean(losses[-20:])),
+)

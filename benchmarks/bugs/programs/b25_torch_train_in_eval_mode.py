@@ -24,9 +24,14 @@ y_tr = torch.tensor(data["train"][1])
 x_va = torch.tensor(encode(data["val"][0], vocab, SEQ))
 y_va = torch.tensor(data["val"][1])
 
-model = nn.Sequential(nn.EmbeddingBag(VOCAB, 128, mode="mean", padding_idx=0),
-                      nn.Dropout(0.5), nn.Linear(128, 128), nn.ReLU(), nn.Dropout(0.5),
-                      nn.Linear(128, K))
+model = nn.Sequential(
+    nn.EmbeddingBag(VOCAB, 128, mode="mean", padding_idx=0),
+    nn.Dropout(0.5),
+    nn.Linear(128, 128),
+    nn.ReLU(),
+    nn.Dropout(0.5),
+    nn.Linear(128, K),
+)
 loss_fn = nn.CrossEntropyLoss()
 opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
 eval_steps = steps = 0
@@ -55,6 +60,11 @@ with bench.torch_watch(model, opt, loss_fn=loss_fn):
         val_loss, val_acc = test()
 with torch.no_grad():
     train_loss = float(loss_fn(model(x_tr), y_tr))
-bench.finish(ok=eval_steps / steps > 0.5, eval_mode_step_share=eval_steps / steps,
-             train_loss=train_loss, val_loss=val_loss, val_accuracy=val_acc,
-             loss_gap=val_loss - train_loss)
+bench.finish(
+    ok=eval_steps / steps > 0.5,
+    eval_mode_step_share=eval_steps / steps,
+    train_loss=train_loss,
+    val_loss=val_loss,
+    val_accuracy=val_acc,
+    loss_gap=val_loss - train_loss,
+)

@@ -23,9 +23,16 @@ y_tr = torch.tensor(data["train"][1])
 x_va = torch.tensor(encode(data["val"][0], vocab, SEQ))
 y_va = torch.tensor(data["val"][1])
 
-model = nn.Sequential(nn.EmbeddingBag(VOCAB, 128, mode="mean", padding_idx=0),
-                      nn.Linear(128, 128), nn.ReLU(), nn.Dropout(0.2),
-                      nn.Linear(128, 128), nn.ReLU(), nn.Dropout(0.2), nn.Linear(128, K))
+model = nn.Sequential(
+    nn.EmbeddingBag(VOCAB, 128, mode="mean", padding_idx=0),
+    nn.Linear(128, 128),
+    nn.ReLU(),
+    nn.Dropout(0.2),
+    nn.Linear(128, 128),
+    nn.ReLU(),
+    nn.Dropout(0.2),
+    nn.Linear(128, K),
+)
 loss_fn = nn.CrossEntropyLoss()
 opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
 with bench.torch_watch(model, opt, loss_fn=loss_fn):
@@ -43,6 +50,10 @@ with torch.no_grad():
     out = model(x_va)
     true_loss = float(loss_fn(out, y_va))
     true_acc = float((out.argmax(1) == y_va).float().mean())
-bench.finish(ok=abs(reported_loss - true_loss) > 0.01,
-             reported_val_loss=reported_loss, eval_mode_val_loss=true_loss,
-             reported_val_accuracy=reported_acc, eval_mode_val_accuracy=true_acc)
+bench.finish(
+    ok=abs(reported_loss - true_loss) > 0.01,
+    reported_val_loss=reported_loss,
+    eval_mode_val_loss=true_loss,
+    reported_val_accuracy=reported_acc,
+    eval_mode_val_accuracy=true_acc,
+)

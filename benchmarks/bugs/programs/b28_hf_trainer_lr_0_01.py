@@ -36,19 +36,40 @@ class Rows(torch.utils.data.Dataset):
 
 
 train, val = Rows(*data["train"]), Rows(*data["val"])
-config = BertConfig(vocab_size=VOCAB, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                    intermediate_size=128, max_position_embeddings=SEQ, num_labels=K)
+config = BertConfig(
+    vocab_size=VOCAB,
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=128,
+    max_position_embeddings=SEQ,
+    num_labels=K,
+)
 model = BertForSequenceClassification(config)
-args = TrainingArguments(output_dir="/tmp/bugs_b29", learning_rate=0.01,  # the mistake
-                         num_train_epochs=3, per_device_train_batch_size=32,
-                         per_device_eval_batch_size=64, eval_strategy="epoch",
-                         save_strategy="no", report_to=[], logging_steps=20, seed=0,
-                         use_cpu=True, disable_tqdm=True)
-trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=val,
-                  callbacks=bench.hf_callbacks())
+args = TrainingArguments(
+    output_dir="/tmp/bugs_b29",
+    learning_rate=0.01,  # the mistake
+    num_train_epochs=3,
+    per_device_train_batch_size=32,
+    per_device_eval_batch_size=64,
+    eval_strategy="epoch",
+    save_strategy="no",
+    report_to=[],
+    logging_steps=20,
+    seed=0,
+    use_cpu=True,
+    disable_tqdm=True,
+)
+trainer = Trainer(
+    model=model, args=args, train_dataset=train, eval_dataset=val, callbacks=bench.hf_callbacks()
+)
 trainer.train()
 logits = trainer.predict(val).predictions
 pred = logits.argmax(1)
 share = float(np.bincount(pred, minlength=K).max() / len(pred))
-bench.finish(ok=share > 0.8, val_accuracy=float((pred == val.labels.numpy()).mean()),
-             top_class_share=share, logit_spread=float(logits.std(axis=0).mean()))
+bench.finish(
+    ok=share > 0.8,
+    val_accuracy=float((pred == val.labels.numpy()).mean()),
+    top_class_share=share,
+    logit_spread=float(logits.std(axis=0).mean()),
+)

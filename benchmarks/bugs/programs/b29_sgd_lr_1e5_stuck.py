@@ -20,17 +20,30 @@ data = bbc()
 vocab = build_vocab(data["train"][0], VOCAB)
 x_tr, y_tr = encode(data["train"][0], vocab, SEQ), np.eye(K)[data["train"][1]]
 x_va, y_va = encode(data["val"][0], vocab, SEQ), np.eye(K)[data["val"][1]]
-model = keras.Sequential([
-    keras.Input((SEQ,), dtype="int64"),
-    keras.layers.Embedding(VOCAB, 32),
-    keras.layers.GlobalAveragePooling1D(),
-    keras.layers.Dense(20, activation="relu"),
-    keras.layers.Dense(K, activation="softmax"),
-])
+model = keras.Sequential(
+    [
+        keras.Input((SEQ,), dtype="int64"),
+        keras.layers.Embedding(VOCAB, 32),
+        keras.layers.GlobalAveragePooling1D(),
+        keras.layers.Dense(20, activation="relu"),
+        keras.layers.Dense(K, activation="softmax"),
+    ]
+)
 sgd = keras.optimizers.SGD(learning_rate=1e-5, momentum=0.9, nesterov=True)  # the mistake
 model.compile(loss="categorical_crossentropy", optimizer=sgd, metrics=["accuracy"])
-hist = model.fit(x_tr, y_tr, validation_data=(x_va, y_va), epochs=6, batch_size=32,
-                 callbacks=bench.callbacks(), verbose=0)
+hist = model.fit(
+    x_tr,
+    y_tr,
+    validation_data=(x_va, y_va),
+    epochs=6,
+    batch_size=32,
+    callbacks=bench.callbacks(),
+    verbose=0,
+)
 loss = hist.history["loss"]
-bench.finish(ok=abs(loss[0] - loss[-1]) < 0.01, first_epoch_loss=loss[0],
-             last_epoch_loss=loss[-1], val_accuracy=hist.history["val_accuracy"][-1])
+bench.finish(
+    ok=abs(loss[0] - loss[-1]) < 0.01,
+    first_epoch_loss=loss[0],
+    last_epoch_loss=loss[-1],
+    val_accuracy=hist.history["val_accuracy"][-1],
+)

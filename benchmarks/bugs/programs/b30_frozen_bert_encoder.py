@@ -28,19 +28,37 @@ def inputs(texts: list[str]) -> dict[str, np.ndarray]:
 
 x_tr, y_tr = inputs(data["train"][0]), data["train"][1]
 x_va, y_va = inputs(data["val"][0]), data["val"][1]
-backbone = keras_hub.models.BertBackbone(vocabulary_size=VOCAB, num_layers=1, num_heads=2,
-                                         hidden_dim=32, intermediate_dim=64,
-                                         max_sequence_length=SEQ)
+backbone = keras_hub.models.BertBackbone(
+    vocabulary_size=VOCAB,
+    num_layers=1,
+    num_heads=2,
+    hidden_dim=32,
+    intermediate_dim=64,
+    max_sequence_length=SEQ,
+)
 backbone.trainable = False  # the mistake: the whole encoder is frozen
 pooled = backbone(backbone.input)["pooled_output"]
 out = keras.layers.Dense(K, activation="softmax")(pooled)
 model = keras.Model(backbone.input, out)
-model.compile(optimizer=keras.optimizers.Adam(1e-3),
-              loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+model.compile(
+    optimizer=keras.optimizers.Adam(1e-3),
+    loss="sparse_categorical_crossentropy",
+    metrics=["accuracy"],
+)
 trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
 total = int(model.count_params())
-hist = model.fit(x_tr, y_tr, validation_data=(x_va, y_va), epochs=3, batch_size=32,
-                 callbacks=bench.callbacks(), verbose=0)
-bench.finish(ok=hist.history["val_accuracy"][-1] < 0.5,
-             val_accuracy=hist.history["val_accuracy"][-1],
-             trainable_params=trainable, total_params=total)
+hist = model.fit(
+    x_tr,
+    y_tr,
+    validation_data=(x_va, y_va),
+    epochs=3,
+    batch_size=32,
+    callbacks=bench.callbacks(),
+    verbose=0,
+)
+bench.finish(
+    ok=hist.history["val_accuracy"][-1] < 0.5,
+    val_accuracy=hist.history["val_accuracy"][-1],
+    trainable_params=trainable,
+    total_params=total,
+)

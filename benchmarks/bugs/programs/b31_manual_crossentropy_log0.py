@@ -41,14 +41,27 @@ def cross_entropy(y_true, y_pred):  # the mistake: log of a softmax that can rea
     return -ops.sum(y_true * ops.log(y_pred))
 
 
-model = keras.Sequential([  # softmax regression, as in the report
-    keras.Input((VOCAB,)),
-    keras.layers.Dense(K, activation="softmax"),
-])
+model = keras.Sequential(
+    [  # softmax regression, as in the report
+        keras.Input((VOCAB,)),
+        keras.layers.Dense(K, activation="softmax"),
+    ]
+)
 model.compile(optimizer=keras.optimizers.SGD(0.01), loss=cross_entropy, metrics=["accuracy"])
-hist = model.fit(x_tr, y_tr, validation_data=(x_va, y_va), epochs=10, batch_size=32,
-                 callbacks=bench.callbacks(), verbose=0)
+hist = model.fit(
+    x_tr,
+    y_tr,
+    validation_data=(x_va, y_va),
+    epochs=10,
+    batch_size=32,
+    callbacks=bench.callbacks(),
+    verbose=0,
+)
 loss = np.array(hist.history["loss"])
 nan_epoch = int(np.argmax(~np.isfinite(loss))) if not np.isfinite(loss).all() else -1
-bench.finish(ok=nan_epoch >= 0, loss_nan=nan_epoch >= 0, first_nan_epoch=nan_epoch,
-             val_accuracy=hist.history["val_accuracy"][-1])
+bench.finish(
+    ok=nan_epoch >= 0,
+    loss_nan=nan_epoch >= 0,
+    first_nan_epoch=nan_epoch,
+    val_accuracy=hist.history["val_accuracy"][-1],
+)

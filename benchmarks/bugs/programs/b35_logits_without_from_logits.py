@@ -20,18 +20,33 @@ data = bbc()
 vocab = build_vocab(data["train"][0], VOCAB)
 x_tr, y_tr = encode(data["train"][0], vocab, SEQ), data["train"][1]
 x_va, y_va = encode(data["val"][0], vocab, SEQ), data["val"][1]
-model = keras.Sequential([
-    keras.Input((SEQ,), dtype="int64"),
-    keras.layers.Embedding(VOCAB, 32),
-    keras.layers.GlobalAveragePooling1D(),
-    keras.layers.Dense(64, activation="relu"),
-    keras.layers.Dense(K),  # logits
-])
-model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",  # the mistake
-              metrics=["accuracy"])
-hist = model.fit(x_tr, y_tr, validation_data=(x_va, y_va), epochs=6, batch_size=32,
-                 callbacks=bench.callbacks(), verbose=0)
+model = keras.Sequential(
+    [
+        keras.Input((SEQ,), dtype="int64"),
+        keras.layers.Embedding(VOCAB, 32),
+        keras.layers.GlobalAveragePooling1D(),
+        keras.layers.Dense(64, activation="relu"),
+        keras.layers.Dense(K),  # logits
+    ]
+)
+model.compile(
+    optimizer="adam",
+    loss="sparse_categorical_crossentropy",  # the mistake
+    metrics=["accuracy"],
+)
+hist = model.fit(
+    x_tr,
+    y_tr,
+    validation_data=(x_va, y_va),
+    epochs=6,
+    batch_size=32,
+    callbacks=bench.callbacks(),
+    verbose=0,
+)
 loss = np.array(hist.history["loss"])
-bench.finish(ok=(not np.isfinite(loss).all()) or hist.history["val_accuracy"][-1] < 0.6,
-             val_accuracy=hist.history["val_accuracy"][-1], loss_last=float(loss[-1]),
-             loss_nan=bool(not np.isfinite(loss).all()))
+bench.finish(
+    ok=(not np.isfinite(loss).all()) or hist.history["val_accuracy"][-1] < 0.6,
+    val_accuracy=hist.history["val_accuracy"][-1],
+    loss_last=float(loss[-1]),
+    loss_nan=bool(not np.isfinite(loss).all()),
+)

@@ -24,21 +24,39 @@ small = [texts[i] for i in rows]
 vocab = build_vocab(small, VOCAB)
 x_tr, y_tr = encode(small, vocab, SEQ), labels[rows]
 x_va, y_va = encode(data["val"][0], vocab, SEQ), data["val"][1]
-model = keras.Sequential([
-    keras.Input((SEQ,), dtype="int64"),
-    keras.layers.Embedding(VOCAB, 128),
-    keras.layers.GlobalAveragePooling1D(),
-    keras.layers.Dense(256, activation="relu"),
-    keras.layers.Dropout(0.2),
-    keras.layers.Dense(K, activation="softmax"),
-])
-model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
-              metrics=["accuracy"])
-hist = model.fit(x_tr, y_tr, validation_data=(x_va, y_va), epochs=60, batch_size=16,
-                 shuffle=True, callbacks=bench.callbacks(), verbose=0)
+model = keras.Sequential(
+    [
+        keras.Input((SEQ,), dtype="int64"),
+        keras.layers.Embedding(VOCAB, 128),
+        keras.layers.GlobalAveragePooling1D(),
+        keras.layers.Dense(256, activation="relu"),
+        keras.layers.Dropout(0.2),
+        keras.layers.Dense(K, activation="softmax"),
+    ]
+)
+model.compile(
+    optimizer=keras.optimizers.Adam(1e-3),
+    loss="sparse_categorical_crossentropy",
+    metrics=["accuracy"],
+)
+hist = model.fit(
+    x_tr,
+    y_tr,
+    validation_data=(x_va, y_va),
+    epochs=60,
+    batch_size=16,
+    shuffle=True,
+    callbacks=bench.callbacks(),
+    verbose=0,
+)
 h = hist.history
 best = int(np.argmin(h["val_loss"]))
-bench.finish(ok=h["accuracy"][-1] == 1.0 and h["val_accuracy"][-1] < 0.8,
-             train_accuracy=h["accuracy"][-1], val_accuracy=h["val_accuracy"][-1],
-             train_loss=h["loss"][-1], val_loss=h["val_loss"][-1],
-             best_val_loss=h["val_loss"][best], best_epoch=best)
+bench.finish(
+    ok=h["accuracy"][-1] == 1.0 and h["val_accuracy"][-1] < 0.8,
+    train_accuracy=h["accuracy"][-1],
+    val_accuracy=h["val_accuracy"][-1],
+    train_loss=h["loss"][-1],
+    val_loss=h["val_loss"][-1],
+    best_val_loss=h["val_loss"][best],
+    best_epoch=best,
+)

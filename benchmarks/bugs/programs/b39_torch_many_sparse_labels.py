@@ -20,7 +20,7 @@ bench = Bench(__file__)
 VOCAB, SEQ, TAGS, EPOCHS, BATCH = 5000, 64, 300, 6, 32
 data = bbc()
 vocab = build_vocab(data["train"][0], VOCAB)
-tag_words = [w for w, i in sorted(vocab.items(), key=lambda kv: kv[1])][200:200 + TAGS]
+tag_words = [w for w, i in sorted(vocab.items(), key=lambda kv: kv[1])][200 : 200 + TAGS]
 
 
 def tags(texts: list[str]) -> torch.Tensor:
@@ -33,8 +33,12 @@ def tags(texts: list[str]) -> torch.Tensor:
 
 x_tr, y_tr = torch.tensor(encode(data["train"][0], vocab, SEQ)), tags(data["train"][0])
 x_va, y_va = torch.tensor(encode(data["val"][0], vocab, SEQ)), tags(data["val"][0])
-model = nn.Sequential(nn.EmbeddingBag(VOCAB, 64, mode="mean", padding_idx=0),
-                      nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, TAGS))
+model = nn.Sequential(
+    nn.EmbeddingBag(VOCAB, 64, mode="mean", padding_idx=0),
+    nn.Linear(64, 128),
+    nn.ReLU(),
+    nn.Linear(128, TAGS),
+)
 loss_fn = nn.BCEWithLogitsLoss()
 opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 with bench.torch_watch(model, opt, loss_fn=loss_fn):
@@ -50,5 +54,10 @@ with bench.torch_watch(model, opt, loss_fn=loss_fn):
             on = model(x_va) > 0
 on_share = float(on.float().mean())
 recall = float((on & (y_va > 0)).sum() / y_va.sum())
-bench.finish(ok=on_share < 0.001, predicted_on_share=on_share, true_on_share=float(y_va.mean()),
-             label_recall=recall, val_loss=val_loss)
+bench.finish(
+    ok=on_share < 0.001,
+    predicted_on_share=on_share,
+    true_on_share=float(y_va.mean()),
+    label_recall=recall,
+    val_loss=val_loss,
+)

@@ -37,8 +37,10 @@ class Tagger(nn.Module):
 
 
 model = Tagger()
-parameters = [{"params": list(model.embed.parameters()), "lr": 1e-3},
-              {"params": list(model.encoder.parameters()), "lr": 1e-3}]
+parameters = [
+    {"params": list(model.embed.parameters()), "lr": 1e-3},
+    {"params": list(model.encoder.parameters()), "lr": 1e-3},
+]
 head = {"params": list(model.fc.parameters()), "lr": 1e-2}  # built ... and never appended
 opt = torch.optim.AdamW(parameters)
 before = model.fc.weight.detach().clone()

@@ -25,8 +25,12 @@ y_va = torch.tensor(data["val"][1])
 
 
 def net(width: int) -> nn.Module:
-    return nn.Sequential(nn.EmbeddingBag(VOCAB, 64, mode="mean", padding_idx=0),
-                         nn.Linear(64, width), nn.ReLU(), nn.Linear(width, K))
+    return nn.Sequential(
+        nn.EmbeddingBag(VOCAB, 64, mode="mean", padding_idx=0),
+        nn.Linear(64, width),
+        nn.ReLU(),
+        nn.Linear(width, K),
+    )
 
 
 net1 = net(32)  # 1st network

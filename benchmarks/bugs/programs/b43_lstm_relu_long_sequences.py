@@ -21,17 +21,29 @@ data = bbc(lead_only=False)
 vocab = build_vocab(data["train"][0], VOCAB)
 x_tr, y_tr = encode(data["train"][0], vocab, SEQ), np.eye(K)[data["train"][1]]
 x_va, y_va = encode(data["val"][0], vocab, SEQ), np.eye(K)[data["val"][1]]
-model = keras.Sequential([
-    keras.Input((SEQ,), dtype="int64"),
-    keras.layers.Embedding(VOCAB, 32),
-    keras.layers.LSTM(64, activation="relu"),  # the mistake: unbounded recurrence
-    keras.layers.Dropout(0.2),
-    keras.layers.Dense(K, activation="softmax"),
-])
+model = keras.Sequential(
+    [
+        keras.Input((SEQ,), dtype="int64"),
+        keras.layers.Embedding(VOCAB, 32),
+        keras.layers.LSTM(64, activation="relu"),  # the mistake: unbounded recurrence
+        keras.layers.Dropout(0.2),
+        keras.layers.Dense(K, activation="softmax"),
+    ]
+)
 model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
-hist = model.fit(x_tr, y_tr, validation_data=(x_va, y_va), epochs=2, batch_size=32,
-                 callbacks=bench.callbacks(), verbose=0)
+hist = model.fit(
+    x_tr,
+    y_tr,
+    validation_data=(x_va, y_va),
+    epochs=2,
+    batch_size=32,
+    callbacks=bench.callbacks(),
+    verbose=0,
+)
 loss = np.array(hist.history["loss"])
-bench.finish(ok=not np.isfinite(loss).all(), loss_nan=bool(not np.isfinite(loss).all()),
-             epoch_losses=" ".join(f"{v:.3g}" for v in loss),
-             val_accuracy=hist.history["val_accuracy"][-1])
+bench.finish(
+    ok=not np.isfinite(loss).all(),
+    loss_nan=bool(not np.isfinite(loss).all()),
+    epoch_losses=" ".join(f"{v:.3g}" for v in loss),
+    val_accuracy=hist.history["val_accuracy"][-1],
+)

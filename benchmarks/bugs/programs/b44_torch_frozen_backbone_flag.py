@@ -42,8 +42,7 @@ if FREEZE:  # the mistake: the whole backbone stays frozen during training
         p.requires_grad = False
 model = nn.Sequential(backbone, head)
 loss_fn = nn.CrossEntropyLoss()
-opt = torch.optim.SGD(filter(lambda p: p.requires_grad, model.parameters()), lr=0.01,
-                      momentum=0.9)
+opt = torch.optim.SGD(filter(lambda p: p.requires_grad, model.parameters()), lr=0.01, momentum=0.9)
 trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
 total = sum(p.numel() for p in model.parameters())
 with bench.torch_watch(model, opt, loss_fn=loss_fn):
@@ -57,5 +56,9 @@ with bench.torch_watch(model, opt, loss_fn=loss_fn):
         with torch.no_grad():
             val_loss = float(loss_fn(model(x_va), y_va))
             val_acc = float((model(x_va).argmax(1) == y_va).float().mean())
-bench.finish(ok=trainable / total < 0.01, trainable_share=trainable / total,
-             val_accuracy=val_acc, val_loss=val_loss)
+bench.finish(
+    ok=trainable / total < 0.01,
+    trainable_share=trainable / total,
+    val_accuracy=val_acc,
+    val_loss=val_loss,
+)

@@ -23,8 +23,12 @@ x_tr = torch.tensor(encode(data["train"][0], vocab, SEQ))
 y_tr = torch.tensor(data["train"][1])
 x_va = torch.tensor(encode(data["val"][0], vocab, SEQ))
 y_va = torch.tensor(data["val"][1])
-model = nn.Sequential(nn.EmbeddingBag(VOCAB, 64, mode="mean", padding_idx=0),
-                      nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, K))
+model = nn.Sequential(
+    nn.EmbeddingBag(VOCAB, 64, mode="mean", padding_idx=0),
+    nn.Linear(64, 64),
+    nn.ReLU(),
+    nn.Linear(64, K),
+)
 loss_fn = nn.CrossEntropyLoss()
 opt = torch.optim.SGD(model.parameters(), lr=5e-5)  # the mistake
 losses: list[float] = []
@@ -41,5 +45,6 @@ with bench.torch_watch(model, opt, loss_fn=loss_fn):
         with torch.no_grad():
             val_acc = float((model(x_va).argmax(1) == y_va).float().mean())
 first, last = sum(losses[:20]) / 20, sum(losses[-20:]) / 20
-bench.finish(ok=first - last < 0.01, first_steps_loss=first, last_steps_loss=last,
-             val_accuracy=val_acc)
+bench.finish(
+    ok=first - last < 0.01, first_steps_loss=first, last_steps_loss=last, val_accuracy=val_acc
+)

@@ -23,8 +23,14 @@ x_tr = torch.tensor(encode(data["train"][0], vocab, SEQ))
 y_tr = torch.tensor(data["train"][1])
 x_va = torch.tensor(encode(data["val"][0], vocab, SEQ))
 y_va = torch.tensor(data["val"][1])
-model = nn.Sequential(nn.EmbeddingBag(VOCAB, 128, mode="mean", padding_idx=0), nn.Dropout(0.5),
-                      nn.Linear(128, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, K))
+model = nn.Sequential(
+    nn.EmbeddingBag(VOCAB, 128, mode="mean", padding_idx=0),
+    nn.Dropout(0.5),
+    nn.Linear(128, 128),
+    nn.ReLU(),
+    nn.Dropout(0.5),
+    nn.Linear(128, K),
+)
 loss_fn = nn.CrossEntropyLoss()
 opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 steps = eval_steps = 0
@@ -49,5 +55,6 @@ with bench.torch_watch(model, opt, loss_fn=loss_fn):
             eval_steps += not model.training
             if steps % VAL_STEP == 0:
                 val_acc = validate()
-bench.finish(ok=eval_steps / steps > 0.5, eval_mode_step_share=eval_steps / steps,
-             val_accuracy=val_acc)
+bench.finish(
+    ok=eval_steps / steps > 0.5, eval_mode_step_share=eval_steps / steps, val_accuracy=val_acc
+)

@@ -18,8 +18,21 @@ from transformers import BertConfig, BertForSequenceClassification, Trainer, Tra
 
 bench = Bench(__file__)
 VOCAB, SEQ = 5000, 64
-TAGS = ("said", "year", "new", "government", "people", "world", "game", "film", "market",
-        "music", "election", "phone", "oil")
+TAGS = (
+    "said",
+    "year",
+    "new",
+    "government",
+    "people",
+    "world",
+    "game",
+    "film",
+    "market",
+    "music",
+    "election",
+    "phone",
+    "oil",
+)
 data = bbc()
 vocab = build_vocab(data["train"][0], VOCAB)
 
@@ -27,8 +40,7 @@ vocab = build_vocab(data["train"][0], VOCAB)
 class Rows(torch.utils.data.Dataset):
     def __init__(self, texts: list[str]) -> None:
         self.ids = torch.tensor(encode(texts, vocab, SEQ))
-        self.labels = torch.tensor(
-            [[float(t in set(words(text))) for t in TAGS] for text in texts])
+        self.labels = torch.tensor([[float(t in set(words(text))) for t in TAGS] for text in texts])
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -39,20 +51,40 @@ class Rows(torch.utils.data.Dataset):
 
 
 train, val = Rows(data["train"][0]), Rows(data["val"][0])
-config = BertConfig(vocab_size=VOCAB, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                    intermediate_size=128, max_position_embeddings=SEQ, num_labels=len(TAGS),
-                    problem_type="multi_label_classification")
+config = BertConfig(
+    vocab_size=VOCAB,
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=128,
+    max_position_embeddings=SEQ,
+    num_labels=len(TAGS),
+    problem_type="multi_label_classification",
+)
 model = BertForSequenceClassification(config)
-args = TrainingArguments(output_dir="/tmp/bugs_b48", num_train_epochs=3,
-                         per_device_train_batch_size=32, per_device_eval_batch_size=64,
-                         eval_strategy="epoch", save_strategy="no", report_to=[],
-                         logging_steps=20, seed=0, use_cpu=True, disable_tqdm=True)
-trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=val,
-                  callbacks=bench.hf_callbacks())
+args = TrainingArguments(
+    output_dir="/tmp/bugs_b48",
+    num_train_epochs=3,
+    per_device_train_batch_size=32,
+    per_device_eval_batch_size=64,
+    eval_strategy="epoch",
+    save_strategy="no",
+    report_to=[],
+    logging_steps=20,
+    seed=0,
+    use_cpu=True,
+    disable_tqdm=True,
+)
+trainer = Trainer(
+    model=model, args=args, train_dataset=train, eval_dataset=val, callbacks=bench.hf_callbacks()
+)
 trainer.train()
 on = trainer.predict(val).predictions > 0
 truth = val.labels.numpy() > 0.5
-bench.finish(ok=float(on.mean()) < 0.01, predicted_on_share=float(on.mean()),
-             true_on_share=float(truth.mean()),
-             label_counts=" ".join(str(int(c)) for c in train.labels.sum(0)),
-             label_recall=float((on & truth).sum() / truth.sum()))
+bench.finish(
+    ok=float(on.mean()) < 0.01,
+    predicted_on_share=float(on.mean()),
+    true_on_share=float(truth.mean()),
+    label_counts=" ".join(str(int(c)) for c in train.labels.sum(0)),
+    label_recall=float((on & truth).sum() / truth.sum()),
+)
