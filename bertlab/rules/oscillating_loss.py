@@ -14,6 +14,12 @@ from bertlab.rules.base import Context, Evidence, Rule
 #: by batch composition alone (measured: noisy binary labels, batch size 4), that of 32 does
 #: not. Judged over the latest WINDOW groups (at most MAX_STEPS steps).
 MIN_SAMPLES = 32
+#: With sample or class weights in the loss, a batch's loss also depends on how many heavily
+#: weighted rows it drew (Kish's design effect, 1 + CV^2 of the weights: class weights for a
+#: class 7x rarer give ~2-4), so the loss is read over this many times more samples (benchmark
+#: h11, balanced class weights on 87/13 topics: raised in one run of four read per batch,
+#: in none of three since).
+WEIGHTED_FACTOR = 4
 WINDOW = 40
 MAX_STEPS = 1024
 #: A swing is a move of the group loss, up or down, by at least SWING x the scale, where the
@@ -52,7 +58,8 @@ def grouped_loss(ctx: Context) -> tuple[np.ndarray, int] | None:
     sizes = ctx.col("batch_size")
     if not len(sizes) or not np.isfinite(sizes).all() or np.median(sizes) <= 0:
         return None
-    group = min(max(1, math.ceil(MIN_SAMPLES / float(np.median(sizes)))), MAX_STEPS // WINDOW)
+    samples = MIN_SAMPLES * (WEIGHTED_FACTOR if ctx.meta.get("sample_weight") else 1)
+    group = min(max(1, math.ceil(samples / float(np.median(sizes)))), MAX_STEPS // WINDOW)
     span = WINDOW * group
     if ctx.n_steps < span:
         return None
