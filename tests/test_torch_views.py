@@ -12,6 +12,7 @@ from torch_training import model_and_optimizer, tensors
 
 import bertlab
 import bertlab.torch
+from bertlab.probes.torch.instrument import EXTRAS
 
 
 @pytest.fixture()
@@ -54,11 +55,7 @@ def test_torch_run_streams_to_the_dashboard_and_saves(comms, tmp_path):
 
     watch.save(tmp_path / "run.bertlab")
     again = bertlab.load(tmp_path / "run.bertlab")
-    assert again.steps == 12 and again.layout.extras == (
-        "train_mode",
-        "grad_stale",
-        "micro_batches",
-    )
+    assert again.steps == 12 and again.layout.extras == EXTRAS  # the torch probe's, kept
     html = watch.to_html(tmp_path / "report.html")
     text = (tmp_path / "report.html").read_text()
     assert html is not None and "double-softmax" in text
