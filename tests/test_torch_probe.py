@@ -205,6 +205,22 @@ def test_a_failing_step_is_diagnosed_and_the_exception_carries_the_cause():
     assert not model._forward_hooks and not model._forward_pre_hooks
 
 
+def test_labels_beyond_num_labels_raise_inside_a_hugging_face_forward():
+    """The model's built-in loss raises inside forward on the very first step (no outputs, no
+    layout from a finished step): the labels the forward was called with still name the cause."""
+    model = tiny_hf_bert(num_labels=4)
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-5)
+    ids, mask, y = tensors(n=16, k=7)
+    y[0] = 6  # 7 classes in the data, 4 labels in the model
+    with pytest.raises(IndexError) as info:
+        with bertlab.torch.Watch(model, opt, verbose=False) as watch:
+            model(input_ids=ids, attention_mask=mask, labels=y).loss.backward()
+    notes = getattr(info.value, "__notes__", [])
+    assert any("label-out-of-range" in n for n in notes), notes
+    assert watch.history["batch_size"].iloc[-1] == 16
+    assert watch.history["label_max"].iloc[-1] == 6
+
+
 def test_token_ids_beyond_the_vocabulary_in_a_hugging_face_model():
     model = tiny_hf_bert()
     opt = torch.optim.AdamW(model.parameters(), lr=5e-5)

@@ -196,7 +196,7 @@ class Instrument:
 
     def _refine_loss(self, y_pred: torch.Tensor, y: torch.Tensor | None) -> None:
         """Settle what the targets say about the loss family (once, at the first batch)."""
-        if y is None or "label_shape" in self.trace_facts:
+        if y is None or "output_shape" in self.trace_facts:  # set here only: once per run
             return
         self.trace_facts["label_shape"] = list(y.shape)
         self.trace_facts["label_dtype"] = str(y.dtype).removeprefix("torch.")
@@ -253,7 +253,9 @@ class Instrument:
         layout = self._ensure_layout(ids.device, ids, int(k))
         pad_id = getattr(self.facts, "pad_token_id", None)
         vals = q.input_stats(ids, mask, self.facts.unk_token_id, layout.len_edges, pad_id)
+        vals["batch_size"] = float(ids.shape[0])  # the batch counts: its label facts are data
         if torch.is_tensor(y) and layout.task != "regression":
+            self.trace_facts.setdefault("label_shape", list(y.shape))
             vals.update(q.label_matrix(y.detach(), layout)[1])
         return vals
 
