@@ -21,12 +21,13 @@ WORKER = Path(__file__).parent / "workers" / "keras_replicas.py"
 TIMEOUT_S = 240
 
 
-def _run(mode: str, out: Path) -> dict:
+def _run(mode: str, out: Path, backend: str = "tensorflow") -> dict:
     env = dict(
         os.environ,
         OMP_NUM_THREADS="1",
         TF_CPP_MIN_LOG_LEVEL="2",
         PYTHONPATH=str(Path(__file__).parents[1]),
+        KERAS_BACKEND=backend,
     )
     log = out / f"{mode}.log"  # a file, not a pipe: no wait on a stray writer
     with open(log, "w") as sink:
@@ -85,6 +86,23 @@ def test_mixed_precision_records_unscaled_gradients_and_names_a_collapsed_loss_s
     # doubled softmax is real and stays an error.
     cast = r["cast_softmax"]
     assert cast["output_op"] == "Cast" and cast["severity"] == "error" and cast["faults"] == []
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_mixed_precision_on_the_jax_and_torch_backends(tmp_path, backend):
+    """The same contract on Keras's other backends: on JAX the scale is read from the
+    LossScaleOptimizer's variables as ``stateless_apply`` receives them for this step."""
+    r = _run("mixed", tmp_path, backend)
+    for policy, tolerance in (("mixed_float16", 2e-3), ("mixed_bfloat16", 2e-2)):
+        run = r[policy]
+        assert run["faults"] == [] and run["identical_weights"] and run["out_dtype_ok"]
+        assert run["codes"] == []
+        np.testing.assert_allclose(run["grad_norm"], r["grad_norm_f32"], rtol=tolerance)
+    assert r["mixed_float16"]["loss_scale"] == [32768.0] * 6
+    collapse = r["collapse"]
+    assert collapse["faults"] == [] and "loss-scale-collapse" in collapse["codes"]
+    assert collapse["loss_scale"][:4] == [32768.0, 16384.0, 8192.0, 4096.0]
+    assert r["cast_softmax"]["severity"] == "error"
 
 
 def test_loss_scale_collapse_ignores_a_settling_scale():

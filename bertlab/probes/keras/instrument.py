@@ -272,12 +272,14 @@ class Instrument(RowRecorder):
         except Exception as exc:  # noqa: BLE001
             self.on_fault("measuring the update", exc)
 
-    def _stash_loss_scale(self, opt: Any) -> None:
-        """Keep the loss scale the gradients carry (mixed precision), read before ``apply``."""
+    def _stash_loss_scale(self, opt: Any, read: Callable | None = None) -> None:
+        """Keep the loss scale the gradients carry (mixed precision), read before ``apply``
+        (on JAX through ``read``, which maps the optimizer's purged variables to this step's)."""
         pending = self._pending
         if pending is not None and "grads" in pending and "loss_scale" not in pending:
             try:
-                pending["loss_scale"] = precision.loss_scale(opt)
+                get = lambda: precision.loss_scale(opt)  # noqa: E731
+                pending["loss_scale"] = read(get) if read is not None else get()
             except Exception as exc:  # noqa: BLE001
                 self.on_fault("reading the loss scale", exc)
 

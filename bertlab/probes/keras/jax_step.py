@@ -53,12 +53,18 @@ def install(inst: Any) -> None:
         return update_metrics(mv, unscaled_loss, x, y, y_pred, sample_weight)
 
     def stateless_apply(optimizer_variables, grads, trainable_variables):
-        def lr() -> Any:
+        def read(fn: Any) -> Any:
             mapping = list(zip(opt.variables, optimizer_variables, strict=False))
             with keras.StatelessScope(state_mapping=mapping):  # the variables are purged
-                return keras.ops.convert_to_tensor(opt.learning_rate)
+                return fn()
 
-        inst._stash_gradients(grads, model.trainable_variables, lr)
+        inst._stash_gradients(
+            grads,
+            model.trainable_variables,
+            lambda: read(lambda: keras.ops.convert_to_tensor(opt.learning_rate)),
+        )
+        # A LossScaleOptimizer's gradients carry this step's dynamic scale (mixed_float16).
+        inst._stash_loss_scale(opt, read)
         new_trainable, new_optimizer = apply(optimizer_variables, grads, trainable_variables)
         pending = inst._pending
         if pending is not None and pending["mode"] == "train" and "update" not in pending:
