@@ -1,4 +1,5 @@
-"""dead-gradients: trainable layers whose gradient is exactly zero (or missing) step after step."""
+"""dead-gradients: trainable layers whose gradient is exactly zero (or missing) step after step,
+or logits clamped at 0 (a ReLU on the output) so that the clamped ones pass no gradient."""
 
 from __future__ import annotations
 
@@ -12,6 +13,56 @@ from bertlab.rules.base import Context, Evidence, Rule
 #: healthy layer never gets *exactly* zero for 20 batches running: even BERT's attention
 #: query/key, the smallest gradients of a fresh tiny BERT, stay around 1e-4.
 WINDOW = 20
+
+
+#: How the loss reads the outputs when they are logits (``Layout.prob_mode``): a logit is any real
+#: number, so one that is never below 0 and exactly 0 in every batch has been clamped.
+_LOGIT_MODES = ("softmax", "sigmoid")
+
+
+def _clamped_logits(ctx: Context) -> Evidence | None:
+    """The loss reads logits, and every batch's smallest logit is exactly 0 (none below).
+
+    A linear output takes continuous values: exactly 0 as the minimum of 20 batches running,
+    never negative, means something clamps the logits at 0, a ReLU on the output layer
+    (benchmark b34: 54 % of its validation logits are exactly 0). Where the ReLU is off the
+    logit gets no gradient: the loss cannot push a wrong class's score down, and a class whose
+    logit is 0 for every row can never be learned. Outputs whose mean is exactly 0 over the
+    whole window are such classes.
+    """
+    layout = ctx.layout
+    if layout is None or layout.prob_mode not in _LOGIT_MODES:
+        return None
+    lo, hi = ctx.col("out_min")[-WINDOW:], ctx.col("out_max")[-WINDOW:]
+    if len(lo) < WINDOW or not (np.all(lo == 0) and np.all(hi > 0)):
+        return None
+    means = ctx.col("out_mean")[-WINDOW:].reshape(len(lo), -1)
+    off = (
+        [int(j) for j in np.flatnonzero(np.all(means == 0, axis=0))]
+        if means.shape[1] == layout.n_outputs and np.isfinite(means).all()
+        else []
+    )
+    steps = ctx.step_range(ctx.n_steps - WINDOW)
+    act = ctx.facts.output_activation
+    by = f"the output layer's {act} activation" if act not in (None, "linear") else "a clamp"
+    text = (
+        f"steps {steps[0]}–{steps[1]}: the loss reads the outputs as logits, yet no logit is "
+        f"below 0 and the smallest is exactly 0 in every batch: {by} pins them at 0, and a "
+        "logit held at 0 passes no gradient back"
+    )
+    if off:
+        text += (
+            f"; output{'s' if len(off) > 1 else ''} {', '.join(map(str, off))} "
+            f"{'are' if len(off) > 1 else 'is'} 0 for every row of every batch: "
+            f"{'those classes get' if len(off) > 1 else 'that class gets'} no gradient and "
+            "can never be predicted"
+        )
+    return Evidence(
+        text,
+        steps=steps,
+        title="Logits pinned at 0: the clamped outputs get no gradient",
+        extra={"clamped_logits": True, "dead_outputs": off},
+    )
 
 
 def _count(ctx: Context, name: str) -> int:
@@ -46,7 +97,7 @@ def check(ctx: Context) -> Evidence | None:
         return _no_gradient_at_all(ctx)
     dead = np.all(norms == 0, axis=0)  # NaN (not recorded) never counts as zero
     if not dead.any():
-        return None
+        return _clamped_logits(ctx)
     idx = [int(i) for i in np.flatnonzero(dead)]
     layers = [layer_name(ctx, i) for i in idx]
     # Where the dead stretch began: the last step at which one of these layers still moved.
@@ -86,14 +137,18 @@ RULE = Rule(
         "computed but not used, an output without a loss, a stop_gradient), or every unit "
         "behind them is switched off: a ReLU layer whose inputs went negative for all examples "
         "('dead ReLU', often after a too-large update) passes no gradient back. Outputs "
-        "saturated beyond the loss's clipping also give exactly zero."
+        "saturated beyond the loss's clipping also give exactly zero. A ReLU on the output "
+        "layer does it to the logits: a class whose logit is clamped at 0 gets no gradient, so "
+        "the loss cannot lower a wrong class's score and a class clamped for every row is never "
+        "learned."
     ),
     fix=(
         "If the layers should learn, connect their output to what the loss sees (return it, or "
         "add its output to the model's outputs with a loss). If they are meant to be unused, "
         "remove them or freeze them: `layer.trainable = False`. For dead ReLUs lower the "
         "learning rate and use `activation='gelu'` or `keras.layers.LeakyReLU()`, with "
-        "`kernel_initializer='he_normal'`."
+        "`kernel_initializer='he_normal'`. Logits need no activation: "
+        "`Dense(K)` with `from_logits=True`."
     ),
     fixes={
         "torch": (
@@ -102,7 +157,8 @@ RULE = Rule(
             "layer.parameters(): p.requires_grad_(False)` (DistributedDataParallel also needs "
             "find_unused_parameters=True for unused ones). For dead ReLUs lower the learning "
             "rate and use `nn.GELU()` or `nn.LeakyReLU()`, with "
-            "`nn.init.kaiming_normal_(linear.weight)`."
+            "`nn.init.kaiming_normal_(linear.weight)`. Logits need no activation: end the "
+            "model with `nn.Linear(hidden, K)`, no `nn.ReLU()` after it."
         ),
     },
 )
