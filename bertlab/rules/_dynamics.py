@@ -187,6 +187,33 @@ def prior_hold(ctx: Context, causes: tuple[str, ...]) -> str | None:
     return None
 
 
+def behind_prior(ctx: Context) -> str | None:
+    """Why the model has not even matched the label frequencies after PRIOR_EPOCHS passes, or
+    None: the last validation loss is still at or above its labels' no-information level.
+
+    A model that is still lowering its loss toward the label prior is given time (its outputs
+    start far from the label frequencies); after PRIOR_EPOCHS passes over the training data a
+    validation loss that has not reached even the constant guess of those frequencies means
+    the falling loss was the outputs sinking toward the prior, not features being learned
+    (benchmark b17: 64 labels, 2 on per row, validation loss 0.55, 0.30, 0.17 against a
+    level of 0.135 while 59 of 64 labels are never predicted).
+    """
+    per_epoch = ctx.meta.get("steps_per_epoch")
+    steps = ctx.col("step")
+    if not per_epoch or not len(steps) or not ctx.epochs:
+        return None
+    if float(steps[-1]) + 1 < PRIOR_EPOCHS * float(per_epoch):
+        return None
+    val = ctx.epochs[-1].get("val_loss")
+    level = _val_level(ctx)
+    if val is None or level is None or not np.isfinite(val) or val < level:
+        return None
+    return (
+        f"after {len(ctx.epochs)} passes over the training data the validation loss {val:.3g} "
+        f"is still above {level:.3g}, what predicting the label frequencies gives"
+    )
+
+
 def _val_level(ctx: Context) -> float | None:
     """No-information loss of the last epoch's validation labels (their entropy)."""
     last = ctx.epochs[-1]

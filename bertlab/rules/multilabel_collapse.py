@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bertlab.rules._dynamics import chance, prior_hold, rel_trend
+from bertlab.rules._dynamics import behind_prior, chance, prior_hold, rel_trend
 from bertlab.rules._stats import pct
 from bertlab.rules.base import Context, Evidence, Rule
 
@@ -23,6 +23,7 @@ COLLAPSED_SHARE = 0.5
 #: batch noise, below MAX_DROP). A model still learning its label frequencies (loss 2x that
 #: level and falling 10-15 % per 30 steps, measured on 13 rare tags at Adam 1e-3) is not
 #: judged yet; measured on the 13-tag case, the loss sits at 1.02-1.2x that level once stuck.
+#: Unless ``_dynamics.behind_prior``: after two passes validation is still above that level.
 NEAR_CHANCE = 1.3
 MAX_DROP = 0.05
 
@@ -57,7 +58,10 @@ def check(ctx: Context) -> Evidence | None:
     mean_loss = float(loss.mean())
     at_chance = level is not None and mean_loss <= NEAR_CHANCE * level
     change, noise = rel_trend(loss)
-    if not at_chance and -change + 2 * noise > MAX_DROP:
+    # A falling loss defers judgement while the outputs may still be on their way to the label
+    # frequencies, but not after passes over the data that left validation short of even them.
+    behind = None if at_chance else behind_prior(ctx)
+    if not at_chance and -change + 2 * noise > MAX_DROP and behind is None:
         return None
     if prior_hold(ctx, RULE.causes) is not None:
         return None
@@ -72,7 +76,8 @@ def check(ctx: Context) -> Evidence | None:
     every = bool(collapsed.sum() == mixed.sum())
     return Evidence(
         f"steps {steps[0]}–{steps[1]}: {int(collapsed.sum())} of {int(mixed.sum())} labels are "
-        f"predicted the same for every row — {'; '.join(parts)}; loss {mean_loss:.3g}{ref}",
+        f"predicted the same for every row — {'; '.join(parts)}; loss {mean_loss:.3g}{ref}"
+        + (f"; {behind}" if behind else ""),
         steps=steps,
         severity="error" if every else None,
         extra={"labels": [int(j) for j in np.flatnonzero(collapsed)]},
