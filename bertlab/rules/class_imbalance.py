@@ -120,6 +120,8 @@ RULE = Rule(
     phase="preflight",
     panel="predictions",
     rank=25,
+    # a split that moved a class's rows into validation starves training of it (benchmark b19)
+    causes=("split-label-shift",),
     title=TITLE,
     explanation=(
         "When one class dominates, always predicting it already gives a low loss and a high "
