@@ -20,6 +20,7 @@ included); instrumented functions are cached so that a second ``fit`` does not r
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -218,13 +219,23 @@ class Instrument(RowRecorder):
         finally:
             self._pending = None
         try:
-            if mode == "train":
-                self._record_train(pending)
-            else:
-                self._record_val(pending)
+            with self._no_grad():
+                if mode == "train":
+                    self._record_train(pending)
+                else:
+                    self._record_val(pending)
         except Exception as exc:  # noqa: BLE001 - a fault in bertlab must not stop training
             self.on_fault(f"recording the {mode} step", exc)
         return out
+
+    def _no_grad(self) -> Any:
+        """On torch (eager) the summaries must not extend the autograd graph of the outputs
+        they read: that costs a node per op and keeps the graph alive until the next step."""
+        if self.backend == "torch":
+            import torch
+
+            return torch.no_grad()
+        return contextlib.nullcontext()
 
     def _compute_loss(self, *args: Any, **kwargs: Any) -> Any:
         loss = self._orig["compute_loss"](*args, **kwargs)

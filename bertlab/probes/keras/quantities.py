@@ -329,6 +329,10 @@ def update_sample(value) -> tuple:
     dependencies order before the optimizer's write and that copies only those rows (a plain
     read still pending at the write would make TensorFlow copy the whole variable).
     """
+    if keras.backend.backend() == "torch":  # eager: native torch, no Keras dispatch per op
+        from bertlab.probes.keras.torch_fast import update_sample as sample_torch
+
+        return sample_torch(value)
     shape = tuple(value.shape)
     n = int(np.prod(shape)) if shape else 1
     if not shape:
@@ -381,6 +385,10 @@ def assemble(values: dict, channels: list[tuple[str, int]]):
     handful of ops, which matters for models whose step takes a few milliseconds. Python
     numbers (a count known when the step is traced) are packed as constants.
     """
+    if keras.backend.backend() == "torch":  # eager: every keras op costs a dispatch
+        from bertlab.probes.keras.torch_fast import assemble as assemble_torch
+
+        return assemble_torch(values, channels)
     parts: list = []
     scalars: list = []
     for name, width in channels:

@@ -236,6 +236,10 @@ class RowRecorder:
 def train_values(a: dict[str, Any], c: dict[str, Any]) -> Any:
     """The training row (or, with ``c["row"]`` false, its values by channel) from a step's
     tensors ``a`` (see ``RowRecorder._record_train``) and its static configuration ``c``."""
+    if keras.backend.backend() == "torch":  # eager: native torch, no Keras dispatch per op
+        from bertlab.probes.keras import torch_fast
+
+        return torch_fast.train_values(a, c)
     layout: Layout = c["layout"]
     vals: dict[str, Any] = {}
     if a["loss"] is not None:
