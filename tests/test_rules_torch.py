@@ -224,3 +224,27 @@ def test_class_imbalance_is_a_warning_when_no_label_is_ever_predicted():
     finding = next(f for f in watch.findings if f.code == "class-imbalance")
     assert finding.severity == "warning"
     assert "predicted the rare labels" in finding.evidence and "0 times" in finding.evidence
+
+
+def test_relu_on_the_logits_is_named_with_the_module_that_clamps_them():
+    """nn.ReLU as the last module, then nn.CrossEntropyLoss: the logits never go below 0 and
+    the clamped ones pass no gradient (benchmark b34's mistake in PyTorch)."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 640)
+    centers = rng.normal(size=(4, 16))
+    x = torch.tensor(centers[y] + rng.normal(scale=1.5, size=(640, 16)), dtype=torch.float32)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4), nn.ReLU())
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    target = torch.tensor(y)
+    with bertlab.torch.Watch(model, opt, loss_fn, verbose=False) as watch:
+        for _ in range(2):
+            for i in range(0, 640, 32):
+                opt.zero_grad()
+                loss_fn(model(x[i : i + 32]), target[i : i + 32]).backward()
+                opt.step()
+    f = finding(watch, "dead-gradients")
+    assert f.severity in ("warning", "error")
+    assert "relu activation" in f.evidence
+    assert watch.run.meta["model"]["output_activation"] == "relu"

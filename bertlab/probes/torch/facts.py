@@ -103,6 +103,7 @@ def output_activation(model: nn.Module) -> str | None:
         (nn.Sigmoid, "sigmoid"),
         (nn.Softmax, "softmax"),
         (nn.LogSoftmax, "log_softmax"),
+        (nn.ReLU, "relu"),
     ):
         if isinstance(last, cls):
             return name

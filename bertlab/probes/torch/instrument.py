@@ -190,7 +190,12 @@ class Instrument:
         """What made the outputs the loss reads (the autograd node): sigmoid, softmax, or not."""
         self.trace_facts["output_op"] = op
         if op is not None:
-            names = {"Sigmoid": "sigmoid", "Softmax": "softmax", "LogSoftmax": "log_softmax"}
+            names = {
+                "Sigmoid": "sigmoid",
+                "Softmax": "softmax",
+                "LogSoftmax": "log_softmax",
+                "Relu": "relu",
+            }
             self.facts.output_activation = names.get(op, "linear")
             self.facts.softmax_layers = int(op == "Softmax")
 
