@@ -399,15 +399,23 @@ def assemble(values: dict, channels: list[tuple[str, int]]):
         # time must never enter the training step.
         ok = v is not None and _size(v) == width
         if width == 1:
-            scalars.append(ops.reshape(_f(v), ()) if ok else _nan(()))
+            scalars.append(_shaped(v, ()) if ok else _nan(()))
             continue
         if scalars:
             parts.append(ops.stack(scalars))
             scalars = []
-        parts.append(ops.reshape(_f(v), (width,)) if ok else _nan((width,)))
+        parts.append(_shaped(v, (width,)) if ok else _nan((width,)))
     if scalars:
         parts.append(ops.stack(scalars))
     return ops.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
+
+
+def _shaped(v, shape: tuple):
+    """``v`` as float32 of ``shape``, adding a cast or reshape only where one is needed (in a
+    traced step every op is a node the executor schedules, on a GPU a kernel launch)."""
+    if _dtype(v) != F32:
+        v = _f(v)
+    return v if tuple(v.shape) == shape else ops.reshape(v, shape)
 
 
 def _nan(shape: tuple):
