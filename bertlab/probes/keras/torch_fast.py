@@ -114,15 +114,27 @@ def train_values(a: dict[str, Any], c: dict[str, Any]) -> Any:
 
 def assemble(values: dict[str, Any], channels: list[tuple[str, int]]) -> torch.Tensor:
     """:func:`bertlab.probes.keras.quantities.assemble` for eager torch tensors: absent or
-    mis-sized channels are NaN, Python numbers constants, everything float32, one ``cat``."""
+    mis-sized channels are NaN, Python numbers constants, everything float32; runs of scalars are
+    packed with one ``stack``, the row with one ``cat`` (called under ``no_grad``)."""
     device = next((v.device for v in values.values() if torch.is_tensor(v)), torch.device("cpu"))
     parts: list[torch.Tensor] = []
+    scalars: list[torch.Tensor] = []
     for name, width in channels:
         v = values.get(name)
         if torch.is_tensor(v) and v.numel() == width:
-            parts.append(v.detach().reshape(width).to(device=device, dtype=torch.float32))
+            if v.dtype != torch.float32 or v.device != device:
+                v = v.to(device=device, dtype=torch.float32)
         elif v is not None and not torch.is_tensor(v) and width == 1:
-            parts.append(_constant(float(v), (1,), device))
+            v = _constant(float(v), (), device)
         else:
-            parts.append(_constant(float("nan"), (width,), device))
-    return torch.cat(parts)
+            v = _constant(float("nan"), () if width == 1 else (width,), device)
+        if width == 1:
+            scalars.append(v if v.dim() == 0 else v.reshape(()))
+            continue
+        if scalars:
+            parts.append(torch.stack(scalars))
+            scalars = []
+        parts.append(v if v.shape == (width,) else v.reshape(width))
+    if scalars:
+        parts.append(torch.stack(scalars))
+    return torch.cat(parts) if len(parts) > 1 else parts[0]
