@@ -231,3 +231,53 @@ def test_token_ids_beyond_the_vocabulary_in_a_hugging_face_model():
             model(input_ids=ids, attention_mask=mask, labels=y).loss.backward()
     notes = getattr(info.value, "__notes__", [])
     assert any("token-id-out-of-range" in n for n in notes), notes
+
+
+def _amp_loop(scaler, watched: bool, steps: int = 12, head_scale: float = 1.0):
+    """The AMP recipe (scale, backward, unscale_, clip, step, update) on a float32 model: CPU
+    has a GradScaler too, and the scaling arithmetic is the same as on a GPU."""
+    ids, mask, y = tensors(n=steps * B)
+    model, opt = model_and_optimizer(dropout=0.0, lr=1e-3)
+    with torch.no_grad():
+        model.head.weight.mul_(head_scale)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    watch = (
+        bertlab.torch.Watch(model, opt, loss_fn, scaler=scaler, verbose=False) if watched else None
+    )
+    for i in range(0, steps * B, B):
+        opt.zero_grad()
+        loss = loss_fn(model(ids[i : i + B], mask[i : i + B]), y[i : i + B])
+        if scaler is None:
+            loss.backward()
+            opt.step()
+            continue
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        scaler.step(opt)
+        scaler.update()
+    if watch is not None:
+        watch.close()
+    return model, watch
+
+
+def test_a_grad_scaler_is_divided_back_out_and_its_skips_are_recorded():
+    _, plain = _amp_loop(None, True)
+    model_a, scaled = _amp_loop(torch.amp.GradScaler("cpu"), True)
+    model_b, _ = _amp_loop(torch.amp.GradScaler("cpu"), False)
+    h, ref = scaled.history, plain.history
+    np.testing.assert_allclose(h["grad_norm"], ref["grad_norm"], rtol=1e-5)
+    assert list(h["loss_scale"]) == [65536.0] * 12
+    assert "loss_scale" not in ref
+    for a, b in zip(model_a.parameters(), model_b.parameters(), strict=True):
+        assert torch.equal(a, b)  # never perturb: the same weights with and without Watch
+    assert not scaled._instrument.amp.scaler.__dict__.get("update")  # untapped on close
+    # Gradients of ~1e30 under a scale of 2**100 overflow float32 on every step: each step is
+    # skipped (no optimizer.step() for the hooks to see), yet has its row with its non-finite
+    # gradients; the scale halves each time and the rule names the collapse.
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**100)
+    _, skipping = _amp_loop(scaler, True, steps=16, head_scale=1e30)
+    h = skipping.history
+    assert len(h) == 16 and list(h["loss_scale"]) == [2.0 ** (100 - i) for i in range(16)]
+    assert (h["grad_nonfinite"] > 0).all() and h["micro_batches"].eq(1).all()
+    assert "loss-scale-collapse" in {f.code for f in skipping.findings}

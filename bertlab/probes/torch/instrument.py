@@ -104,6 +104,8 @@ class Instrument:
         self._snap_sq: torch.Tensor | None = None
         #: Labels the loop keeps from the model (the HF Trainer's compute_loss_func), if shown.
         self.external_labels: Any = None
+        #: The AMP GradScaler's tap (:mod:`amp`), when the loop scales its loss.
+        self.amp: Any = None
 
     # ---------------------------------------------------------------- install / remove
     def install(self) -> None:
@@ -220,7 +222,7 @@ class Instrument:
             n_outputs=k,
             layers=tuple(dict.fromkeys(self.groups)),
             seq_len=seq_len,
-            extras=EXTRAS,
+            extras=EXTRAS + (("loss_scale",) if self.amp is not None else ()),
         )
         self.ring = Ring(self.layout, device, reduce=self.reduce, group=self.group)
         self.val = ValSums(self.layout, device)
@@ -288,6 +290,13 @@ class Instrument:
             self._on_step(self.optimizer, (), {}, snapshot=False)
         self._snap_sq = None  # a step that failed inside optimizer.step(): no measured update
         self._after_step(self.optimizer, (), {})
+
+    def skipped_step(self) -> None:
+        """The GradScaler skipped ``optimizer.step()`` (non-finite gradients): the step's row,
+        without an update, so that the skip and its gradients are on record."""
+        if self._micro or self._grads is not None:
+            self._on_step(self.optimizer, (), {}, snapshot=False)
+            self._after_step(self.optimizer, (), {})
 
     def observe_loss(self, loss: Any) -> None:
         """The loss of the latest training forward, computed outside the model and the loss
@@ -378,6 +387,8 @@ class Instrument:
             return
         vals = q.combine(micro) if micro else {}
         vals.update(grads or {})
+        if self.amp is not None:
+            vals.update(self.amp.unscale(vals))
         vals["grad_stale"] = stale if stale is not None else float("nan")
         vals["micro_batches"] = float(backwards)
         groups = getattr(optimizer, "param_groups", None)

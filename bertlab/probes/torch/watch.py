@@ -10,6 +10,7 @@ import torch
 
 from bertlab.probes.core import ALL_PHASES, READ_EVERY_S, WatchCore
 from bertlab.probes.tokens import special_ids, vocabulary_kind
+from bertlab.probes.torch.amp import ScalerTap
 from bertlab.probes.torch.facts import model_facts, unoptimized_parameters
 from bertlab.probes.torch.instrument import Instrument
 from bertlab.probes.torch.ring import RING_ROWS
@@ -86,6 +87,11 @@ class Watch(WatchCore):
         In a multi-process run (torchrun, DDP, Accelerate) only rank 0 records and shows, the
         other ranks' Watches stay idle; ``rank="all"`` records on every rank (with ``path=``,
         one file per rank).
+    scaler
+        The loop's ``torch.amp.GradScaler`` (mixed precision): gradient norms are divided back by
+        its scale, the scale is recorded (``loss_scale``) and steps it skips get a row, so a
+        collapsing scale is named (``loss-scale-collapse``). Without it, norms measured under a
+        scaled loss are as scaled as the gradients.
     budget_mb, unk_token_id, verbose, dashboard, class_names, path, flush_every_s
         As for the Keras ``bertlab.Watch``.
     """
@@ -99,6 +105,7 @@ class Watch(WatchCore):
         tokenizer: Any = None,
         unk_token_id: int | None = None,
         rank: int | str | None = None,
+        scaler: Any = None,
         budget_mb: float = DEFAULT_BUDGET_BYTES / 2**20,
         verbose: bool | None = None,
         dashboard: bool | None = None,
@@ -155,6 +162,14 @@ class Watch(WatchCore):
         if reduce:  # every rank creates its Watch: a collective call, in the same order
             self._instrument.group = torch.distributed.new_group()
         self._instrument.install()
+        if scaler is not None:
+            self._instrument.amp = ScalerTap(scaler, self._skipped_step, self._fault)
+            self._instrument.amp.install()
+
+    def _skipped_step(self) -> None:
+        if self._instrument is not None:
+            with torch.no_grad():
+                self._instrument.skipped_step()
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> Watch:
@@ -187,6 +202,8 @@ class Watch(WatchCore):
         """Remove every hook now (the model, loss and optimizer are as they were)."""
         if self._instrument is not None:
             self._instrument.remove()
+            if self._instrument.amp is not None:
+                self._instrument.amp.remove()
 
     def close(self) -> None:
         """End the epoch in progress, run the rules a last time, remove the hooks."""
