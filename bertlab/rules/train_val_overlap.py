@@ -11,17 +11,36 @@ from bertlab.rules.base import Context, Evidence, Rule
 MIN_SHARE = 0.01
 
 
-def check(ctx: Context) -> Evidence | None:
+def overlap(ctx: Context) -> tuple[int, int, str] | None:
+    """(validation rows that repeat a training row, validation rows compared, how counted).
+
+    From the arrays themselves when ``bertlab.check`` had them, else from the latest epoch's
+    validation as the probe counted it in-step (row hashes of the inputs against a table of the
+    training rows seen so far, ``val_overlap`` of ``val_hashed``: see
+    ``datafacts.OVERLAP_SLOTS`` for what collisions can lose).
+    """
     data = ctx.data
-    if data is None or not data.val_rows or data.val_overlap is None:
+    if data is not None and data.val_rows and data.val_overlap is not None:
+        return int(data.val_overlap), int(data.val_rows), "exact copies of training rows"
+    for record in reversed(ctx.epochs):
+        if record.get("val_hashed"):
+            found, rows = int(record.get("val_overlap", 0)), int(record["val_hashed"])
+            return found, rows, "copies of rows trained on (input hashes, counted in-step)"
+    return None
+
+
+def check(ctx: Context) -> Evidence | None:
+    counted = overlap(ctx)
+    if counted is None:
         return None
-    share = data.val_overlap / data.val_rows
+    found, rows, how = counted
+    share = found / rows
     if share < MIN_SHARE:
         return None
     return Evidence(
-        f"{data.val_overlap} of {data.val_rows} validation rows ({share:.1%}) are exact copies "
-        "of training rows: validation accuracy is inflated by up to that share",
-        extra={"overlap": data.val_overlap, "val_rows": data.val_rows, "share": share},
+        f"{found} of {rows} validation rows ({share:.1%}) are {how}: validation accuracy is "
+        "inflated by up to that share",
+        extra={"overlap": found, "val_rows": rows, "share": share},
     )
 
 
