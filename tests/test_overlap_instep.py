@@ -51,10 +51,11 @@ def _dense(dim: int = 16, k: int = 4) -> keras.Model:
     return model
 
 
-@pytest.mark.parametrize("copied", [30, 0])
-def test_keras_fit_counts_validation_rows_trained_on(copied):
+@pytest.mark.parametrize("copied, fires", [(30, True), (3, False), (0, False)])
+def test_keras_fit_counts_validation_rows_trained_on(copied, fires):
     """Float features (the benchmark's b20): 30 of 150 validation rows are in the training
-    data -> train-val-overlap with 30 of 150; a clean split -> 0 of 150 and silent."""
+    data -> train-val-overlap with 30 of 150; 3 of 150 (2 %, less than the noise of an accuracy
+    on 150 rows) are counted but not reported; a clean split -> 0 of 150 and silent."""
     x, y = _features(600, seed=0)
     xv, yv = _features(150, seed=1)
     x[:copied], y[:copied] = xv[:copied], yv[:copied]
@@ -64,7 +65,7 @@ def test_keras_fit_counts_validation_rows_trained_on(copied):
     last = watch.run.epoch_records[-1]
     assert (last["val_overlap"], last["val_hashed"]) == (expected, 150)
     finding = next((f for f in watch.findings if f.code == "train-val-overlap"), None)
-    if copied:
+    if fires:
         assert finding is not None and finding.severity == "warning"
         assert f"{copied} of 150 validation rows (20.0%)" in finding.evidence
     else:
