@@ -15,6 +15,31 @@ import numpy as np
 TOKEN_KEYS = ("token_ids", "input_ids", "input_word_ids", "tokens")
 MASK_KEYS = ("padding_mask", "attention_mask", "input_mask", "mask")
 
+# ---- Row hashes: the probes' in-step counterpart of ``row_keys`` (train-val-overlap) ----------
+#: Slots of the table of training-row hashes a probe keeps beside its ring (int32, 4 MiB). A
+#: validation row is counted as a training row when its slot holds its tag. A later training row
+#: that lands in the same slot overwrites the tag, so with n distinct training rows at most a
+#: share 1 - exp(-n / M) <= n / M of the true overlap is lost (< 10 % up to 100k training rows);
+#: a false match needs 20 + 31 hash bits to agree (about 2**-51 per pair of rows).
+OVERLAP_SLOTS = 2**20
+OVERLAP_SLOT_BITS = 20
+#: Positions with their own hash coefficient; position i of a longer row uses coefficient
+#: i mod HASH_POSITIONS (4096 covers any BERT sequence and most feature vectors; 32 KiB of
+#: constants in the step).
+HASH_POSITIONS = 4096
+#: Two rows of fixed random odd 32-bit coefficients (as int32), one per hash: h_k = sum_i
+#: HASH_COEFFS[k, i] * fmix32(v_i) mod 2**32. Fixed seed: the same row hashes alike in every
+#: process and framework.
+HASH_COEFFS: np.ndarray = (
+    (np.random.default_rng(20260214).integers(0, 2**32, (2, HASH_POSITIONS), np.uint64) | 1)
+    .astype(np.uint32)
+    .view(np.int32)
+)
+#: murmur3's 32-bit finalizer multipliers (fmix32), as int32: a bijection of 32-bit words whose
+#: output bits all depend on all input bits, so that the bits of 1.0 (0x3F800000, 23 zero low
+#: bits) or of small token ids reach every bit of the hash.
+FMIX_MULTIPLIERS: tuple[int, int] = (-2048144789, -1028477387)  # 0x85EBCA6B, 0xC2B2AE35
+
 
 @dataclass
 class DataFacts:

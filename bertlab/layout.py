@@ -368,11 +368,13 @@ def choose_prob_mode(task: str, from_logits: bool | None, output_activation: str
 def val_channels(layout: Layout) -> list[tuple[str, int]]:
     """Channels of the per-epoch validation accumulator vector.
 
-    ``confusion`` is C x C (row = true class, column = predicted) for single-label tasks;
-    multi-label tasks get per-label ``tp``, ``fp``, ``fn`` instead.
+    ``overlap`` counts the validation rows whose inputs hash like a row trained on before
+    (train-val-overlap, measured in-step: see ``datafacts.OVERLAP_SLOTS``), out of ``hashed``
+    rows (0 when the inputs are not hashed). ``confusion`` is C x C (row = true class, column =
+    predicted) for single-label tasks; multi-label tasks get per-label ``tp``, ``fp``, ``fn``.
     """
     c = layout.n_classes
-    out = [("loss_sum", 1), ("batches", 1), ("samples", 1)]
+    out = [("loss_sum", 1), ("batches", 1), ("samples", 1), ("overlap", 1), ("hashed", 1)]
     if c == 0:
         return out
     out += [("pred_count", c), ("label_count", c)]

@@ -11,6 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from bertlab.datafacts import (
+    FMIX_MULTIPLIERS,
+    HASH_COEFFS,
+    HASH_POSITIONS,
+    OVERLAP_SLOT_BITS,
+    OVERLAP_SLOTS,
+)
 from bertlab.layout import UPDATE_SAMPLE, Layout
 
 
@@ -189,3 +196,59 @@ def step(layout: Layout, *, loss=None, y_pred=None, y=None, ids=None, mask=None,
     if ids is not None:
         out.update(inputs(ids, mask, unk_id, layout.len_edges))
     return out
+
+
+# ---------------------------------------------------------------- row hashes (train-val-overlap)
+def _fmix32(v: np.ndarray) -> np.ndarray:
+    """murmur3's finalizer on uint32 words (logical shifts, products modulo 2**32)."""
+    c1, c2 = (np.uint32(np.int32(c).view(np.uint32)) for c in FMIX_MULTIPLIERS)
+    v = v ^ (v >> np.uint32(16))
+    v = v * c1
+    v = v ^ (v >> np.uint32(13))
+    v = v * c2
+    return v ^ (v >> np.uint32(16))
+
+
+def hash_words(a) -> np.ndarray:
+    """One array's rows as (n, F) uint32 words: float values as the bits of their float32,
+    integers and booleans as their int32 value (modulo 2**32)."""
+    a = np.asarray(a)
+    if np.issubdtype(a.dtype, np.floating):
+        words = a.astype(np.float32).view(np.uint32)
+    else:
+        words = a.astype(np.int64).astype(np.uint32)
+    return words.reshape(len(a), -1)
+
+
+def row_hashes(parts: list) -> tuple[np.ndarray, np.ndarray]:
+    """The two 32-bit hashes (int32) of every row of the arrays ``parts`` (side by side).
+
+    ``h_k = sum_i HASH_COEFFS[k, i mod HASH_POSITIONS] * fmix32(v_i) mod 2**32`` over the row's
+    words ``v`` (:func:`hash_words`). fmix32(0) = 0: trailing zeros (padding) do not change a
+    hash, so a text padded to another length hashes alike.
+    """
+    words = np.concatenate([hash_words(a) for a in parts], axis=1)
+    m = _fmix32(words).astype(np.uint64)
+    positions = np.arange(words.shape[1]) % HASH_POSITIONS
+    coeffs = HASH_COEFFS.view(np.uint32).astype(np.uint64)[:, positions]
+    mask = np.uint64(0xFFFFFFFF)
+    h1, h2 = ((m * c).sum(axis=1) & mask for c in coeffs)  # uint64 sums wrap modulo 2**64
+    return h1.astype(np.uint32).view(np.int32), h2.astype(np.uint32).view(np.int32)
+
+
+def slot_and_tag(h1: np.ndarray, h2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where a row's hashes go in the table (the top OVERLAP_SLOT_BITS bits of h1) and the
+    tag stored there (h2 with its lowest bit set, so that an empty slot, 0, never matches)."""
+    slot = h1.view(np.uint32) >> np.uint32(32 - OVERLAP_SLOT_BITS)
+    return slot.astype(np.int32), h2 | np.int32(1)
+
+
+def overlap(train_parts: list, val_parts: list) -> int:
+    """Validation rows the probes count as training rows: the table filled by every training
+    row in order, then read for every validation row (the in-step definition, collisions
+    included)."""
+    seen = np.zeros(OVERLAP_SLOTS, np.int32)
+    slot, tag = slot_and_tag(*row_hashes(train_parts))
+    seen[slot] = tag
+    slot, tag = slot_and_tag(*row_hashes(val_parts))
+    return int(np.sum(seen[slot] == tag))

@@ -34,6 +34,10 @@ def summarize(layout: Layout, acc: dict[str, np.ndarray]) -> dict[str, object]:
         "val_samples": int(samples),
         "val_loss_recorded": float(acc["loss_sum"][0]) / samples,
     }
+    hashed = float(acc["hashed"][0]) if "hashed" in acc else 0.0
+    if hashed > 0:  # rows of this validation that repeat a training row (train-val-overlap)
+        out["val_overlap"] = int(round(float(acc["overlap"][0])))
+        out["val_hashed"] = int(round(hashed))
     if "pred_count" not in acc:
         return out
     out["val_pred_count"] = acc["pred_count"].round().astype(np.int64)

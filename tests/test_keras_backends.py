@@ -182,3 +182,27 @@ def test_jax_data_parallel_records_the_global_batch(tmp_path):
     for e1, e2 in zip(one["epochs"], two["epochs"], strict=True):
         for key in e1:
             np.testing.assert_allclose(e2[key], e1[key], rtol=1e-4, err_msg=key)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_row_hashes_equal_the_numpy_reference(results, backend):
+    for name, a in case.hash_arrays().items():
+        h1, h2 = reference.row_hashes([a])
+        got = results[backend]["overlap"]["hashes"][name]
+        assert got == [h1.tolist(), h2.tolist()], f"{backend}: {name}"
+
+
+def test_validation_rows_trained_on_are_counted_alike_on_every_backend(results):
+    """train-val-overlap in-step: the validation rows copied into the training data are found
+    by every backend, in every epoch, as many as the numpy reference of the table finds."""
+    x, _ = case.data()
+    xv, _ = case.data(seed=7)
+    x[: case.OVERLAP_COPIED] = xv[: case.OVERLAP_COPIED]
+    expected = reference.overlap([x], [xv])
+    assert expected >= case.OVERLAP_COPIED  # (more only if the random rows repeat by chance)
+    for backend in BACKENDS:
+        got = results[backend]["overlap"]
+        assert got["epochs"] == [{"val_overlap": expected, "val_hashed": case.N}] * 2, backend
+        assert "train-val-overlap" in got["codes"], backend
+        healthy = results[backend]["healthy"]["epochs"]
+        assert [e["val_overlap"] for e in healthy] == [0, 0], backend

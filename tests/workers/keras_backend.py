@@ -59,9 +59,10 @@ def model(activation: str | None = None, lr: float = 0.5) -> keras.Model:
     return m
 
 
-def fit(m: keras.Model, watch: bool, epochs: int = 2) -> tuple:
+def fit(m: keras.Model, watch: bool, epochs: int = 2, copied: int = 0) -> tuple:
     x, y = data()
     xv, yv = data(seed=7)
+    x[:copied], y[:copied] = xv[:copied], yv[:copied]  # validation rows also trained on
     cbs = [bertlab.Watch(verbose=False)] if watch else []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -105,6 +106,39 @@ def case(activation: str | None, lr: float, save: str | None = None) -> dict:
     }
 
 
+def overlap_case() -> dict:
+    """Validation rows copied into the training data (train-val-overlap, counted in-step), and
+    the in-step row hashes of fixed arrays, to compare with bertlab's numpy reference."""
+    from bertlab.probes.keras import overlap
+
+    watch, _ = fit(model(), True, copied=OVERLAP_COPIED)
+    hashes = {}
+    for name, a in hash_arrays().items():
+        h = overlap.row_hashes([keras.ops.convert_to_tensor(a)])
+        hashes[name] = [np.asarray(keras.ops.convert_to_numpy(t)).tolist() for t in h]
+    return {
+        "epochs": [
+            {k: e[k] for k in ("val_overlap", "val_hashed") if k in e}
+            for e in watch.run.epoch_records
+        ],
+        "codes": sorted(f.code for f in watch.findings if f.severity in ("warning", "error")),
+        "hashes": hashes,
+    }
+
+
+OVERLAP_COPIED = 20
+
+
+def hash_arrays() -> dict[str, np.ndarray]:
+    """Token ids, float features (their bits), and rows longer than the coefficient table."""
+    rng = np.random.default_rng(3)
+    return {
+        "ids": rng.integers(0, 30000, (5, 40)).astype("int32"),
+        "floats": rng.normal(size=(5, 3, 4)).astype("float32"),
+        "long": rng.integers(-9, 9, (5, 5000)).astype("int64"),
+    }
+
+
 def data_parallel() -> dict:
     """JAX on two CPU devices (``keras.distribution.DataParallel``) against one device: the
     recorded rows and validation sums must be those of the global batch, i.e. the same."""
@@ -142,6 +176,7 @@ def main(out: str, mode: str = "cases") -> None:
         "healthy": case(None, 0.5, save=out + ".bertlab"),
         "mismatch": case("sigmoid", 0.5),  # pre-flight: a sigmoid head under a K-class loss
         "diverging": case(None, 2000.0),  # live: a learning rate far too high
+        "overlap": overlap_case(),  # 20 validation rows trained on
     }
     with open(out, "w") as fh:
         json.dump(result, fh)

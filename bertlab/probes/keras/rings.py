@@ -13,6 +13,12 @@ how:
 
 Every ring is read lazily by the callback (a few times a second): reading is the only host sync.
 Row column 0 is the step number, written by the ring from its own counter.
+
+Beside the rows, a ring keeps ``seen``, a table of ``OVERLAP_SLOTS`` int32 slots into which every
+training step writes its rows' hash tags (``mark``) and from which every validation step counts
+its rows already trained on (``matches``; see :mod:`overlap`). It is never read by the host.
+Under a tf.distribute strategy there is no table (``seen`` is None: scatters into mirrored
+variables are not implemented), and validation rows are not counted.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from typing import Any
 import keras
 import numpy as np
 from keras import ops
+
+from bertlab.datafacts import OVERLAP_SLOTS
 
 
 class Ring:
@@ -38,6 +46,7 @@ class Ring:
         self.buffer = ops.zeros((cap, width), "float32")
         self.count = ops.zeros((), "int64")  # torch indexes with int64
         self.val = ops.zeros((vwidth,), "float32")
+        self.seen: Any = ops.zeros((OVERLAP_SLOTS,), "int32")
 
     def write(self, row: Any) -> None:
         """Store one training row (its column 0 is replaced by the step number)."""
@@ -45,6 +54,19 @@ class Ring:
         row = ops.concatenate([ops.cast(ops.reshape(self.count, (1,)), "float32"), row[1:]])
         self.buffer.index_copy_(0, ops.reshape(idx, (1,)), ops.reshape(row, (1, -1)))
         self.count.add_(1)
+
+    @property
+    def has_table(self) -> bool:
+        """Whether training rows are remembered (not under a tf.distribute strategy)."""
+        return self.seen is not None
+
+    def mark(self, slot: Any, tag: Any) -> None:
+        """Remember a training batch's rows: ``seen[slot] = tag`` (a later row may overwrite)."""
+        self.seen.index_put_((ops.cast(slot, "int64"),), tag)
+
+    def matches(self, slot: Any, tag: Any) -> Any:
+        """How many of a validation batch's rows the table holds (float32 scalar)."""
+        return ops.sum(ops.cast(ops.equal(ops.take(self.seen, slot), tag), "float32"))
 
     def add_val(self, row: Any) -> None:
         """Add one validation batch's sums (NaN entries count as 0)."""
@@ -84,6 +106,11 @@ class TFRing(Ring):
                 0, dtype=tf.int64, trainable=False, name="bertlab_count", **dist
             )
             self.val = tf.Variable(tf.zeros([vwidth]), trainable=False, name="bertlab_val", **dist)
+            self.seen = None
+            if not dist:  # a strategy's mirrored variables implement no element scatter
+                self.seen = tf.Variable(
+                    tf.zeros([OVERLAP_SLOTS], tf.int32), trainable=False, name="bertlab_seen"
+                )
 
     def write(self, row: Any) -> None:
         import tensorflow as tf
@@ -96,6 +123,14 @@ class TFRing(Ring):
         # (e.g. a label out of range), no stale slot is read as a step.
         with tf.control_dependencies([written]):
             self.count.assign_add(1)
+
+    def mark(self, slot: Any, tag: Any) -> None:
+        self.seen.scatter_nd_update(slot[:, None], tag)
+
+    def matches(self, slot: Any, tag: Any) -> Any:
+        import tensorflow as tf
+
+        return tf.reduce_sum(tf.cast(tf.equal(tf.gather(self.seen, slot), tag), tf.float32))
 
     def add_val(self, row: Any) -> None:
         import tensorflow as tf
@@ -126,7 +161,9 @@ class JaxRing(Ring):
             "buffer": np.zeros((cap, width), np.float32),
             "count": np.zeros((), np.int32),
             "val": np.zeros((vwidth,), np.float32),
+            "seen": np.zeros((OVERLAP_SLOTS,), np.int32),
         }
+        self.seen = True  # the table is ``carry["seen"]``
         self.tracing: dict[str, Any] | None = None
 
     def write(self, row: Any) -> None:
@@ -137,6 +174,17 @@ class JaxRing(Ring):
         row = ops.concatenate([ops.cast(ops.reshape(count, (1,)), "float32"), row[1:]])
         t["buffer"] = t["buffer"].at[count % self.cap].set(row)
         t["count"] = count + 1
+
+    def mark(self, slot: Any, tag: Any) -> None:
+        t = self.tracing
+        if t is not None:
+            t["seen"] = t["seen"].at[slot].set(tag)
+
+    def matches(self, slot: Any, tag: Any) -> Any:
+        t = self.tracing
+        if t is None:
+            return None
+        return ops.sum(ops.cast(ops.equal(t["seen"][slot], tag), "float32"))
 
     def add_val(self, row: Any) -> None:
         t = self.tracing

@@ -17,7 +17,7 @@ import numpy as np
 from keras import ops
 
 from bertlab.layout import Layout, val_channels
-from bertlab.probes.keras import precision
+from bertlab.probes.keras import overlap, precision
 from bertlab.probes.keras import quantities as q
 from bertlab.probes.keras.rings import Ring, make_ring
 
@@ -124,6 +124,20 @@ class RowRecorder:
         if ctx is not None:  # the global batch, on every replica
             out = q.assemble(self._replicas.combine_row(out, ctx), layout.channels())
         self.ring.write(out)
+        rows = self._row_hashes(x, ctx)
+        if rows is not None:
+            self.ring.mark(*rows)
+
+    def _row_hashes(self, x: Any, ctx: Any) -> tuple | None:
+        """Slots and tags of the batch's rows (:mod:`overlap`), or None: no table (a
+        tf.distribute strategy), inputs not hashed, or a failure (noted; the row stays)."""
+        if x is None or ctx is not None or self.ring is None or not self.ring.has_table:
+            return None
+        try:
+            return overlap.slot_and_tag(x)
+        except Exception as exc:  # noqa: BLE001 - the overlap count is optional
+            self._note(f"validation rows are not compared with training rows ({exc!r:.200})")
+            return None
 
     def _trace_output_facts(self, y_pred: Any, y: Any, weighted: bool) -> None:
         """Static facts only visible at trace time (output op, label shape, sample weights)."""
@@ -156,8 +170,13 @@ class RowRecorder:
                 vals["fn"] = ops.sum(true * (1.0 - pred), axis=0)
             else:
                 vals["confusion"] = ops.matmul(ops.transpose(true), pred)
-        row = q.assemble(vals, val_channels(layout))
         ctx = self._replica_context()
+        rows = self._row_hashes(p.get("x"), ctx)
+        if rows is not None:
+            found = self.ring.matches(*rows)
+            if found is not None:
+                vals["overlap"], vals["hashed"] = found, n
+        row = q.assemble(vals, val_channels(layout))
         if ctx is not None:
             row = self._replicas.sum_row(row, ctx)
         self.ring.add_val(row)

@@ -32,6 +32,7 @@ import torch
 
 from bertlab.facts import ModelFacts
 from bertlab.layout import Layout
+from bertlab.probes.torch import overlap
 from bertlab.probes.torch import quantities as q
 from bertlab.probes.torch.facts import output_op, refine_loss, unwrap_model, unwrap_optimizer
 from bertlab.probes.torch.ring import Ring, ValSums
@@ -85,6 +86,7 @@ class Instrument:
         self.reduce = False  # set by the Watch: combine rows over the ranks of a process group
         self.group: Any = None
         self.val: ValSums | None = None
+        self.seen: overlap.SeenRows | None = None  # training rows' hash tags (train-val-overlap)
         self._group_ids: dict[tuple, torch.Tensor] = {}
         self._micro: list[dict] = []
         self._candidate: dict | None = None
@@ -154,7 +156,12 @@ class Instrument:
         labels = kwargs.get("labels", self.external_labels)
         ids, mask = q.find_text_inputs(args, kwargs)
         batch = {"y_pred": logits, "y": labels, "loss": hf_loss, "ids": ids, "mask": mask}
+        batch["rows"] = self._row_hashes(args, kwargs)
         if self._grad_mode:
+            if batch["rows"] is not None:
+                if self.seen is None:
+                    self.seen = overlap.SeenRows(batch["rows"][0].device)
+                self.seen.mark(batch["rows"])
             self.on_train_forward()
             batch["train_mode"] = float(module.training)
             if logits is not None and "output_op" not in self.trace_facts:
@@ -325,11 +332,24 @@ class Instrument:
         if self._grad_mode and len(args) >= 2 and torch.is_tensor(args[0]):
             self._calling_loss = (args[0], args[1])
 
+    def _row_hashes(self, args: tuple, kwargs: dict) -> tuple | None:
+        """Slots and tags of the forward's input rows (:mod:`overlap`), or None."""
+        try:
+            parts = overlap.hash_parts(args, kwargs)
+            return overlap.slot_and_tag(parts) if parts is not None else None
+        except Exception as exc:  # noqa: BLE001 - the overlap count is optional
+            self.trace_facts["row_hash_error"] = repr(exc)[:200]
+            return None
+
     def _accumulate_val(self, batch: dict) -> None:
         self._val_pending = None
         y_pred = batch.get("y_pred")
         if self.layout is not None and self.val is not None and y_pred is not None:
-            self.val.add(q.val_stats(y_pred, batch.get("y"), batch.get("loss"), self.layout))
+            vals = q.val_stats(y_pred, batch.get("y"), batch.get("loss"), self.layout)
+            rows = batch.get("rows")
+            if rows is not None and self.seen is not None:
+                vals["overlap"], vals["hashed"] = self.seen.matches(rows), float(len(rows[0]))
+            self.val.add(vals)
 
     # ---------------------------------------------------------------- backward / step
     def _on_ref_grad(self, param: torch.Tensor) -> None:
