@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bertlab.rules._dynamics import layer_name
+from bertlab.rules._dynamics import layer_name, update_ratios
 from bertlab.rules.base import Context, Evidence, Rule
 
 #: Judged over the latest WINDOW steps, once there are that many.
@@ -27,20 +27,10 @@ START = 10
 MAX_DROP = 0.1
 
 
-def _update_ratios(ctx: Context) -> np.ndarray:
-    """Per-step, per-layer update ratios as (steps, layers); (steps, 0) when not recorded."""
-    layout = ctx.layout
-    width = len(layout.layers) if layout is not None else 0
-    col = ctx.col("update_ratio")
-    if width == 0 or col.size == 0:
-        return np.empty((ctx.n_steps, 0))
-    return col.reshape(len(col), width)
-
-
 def check(ctx: Context) -> Evidence | None:
     if ctx.n_steps < WINDOW:
         return None
-    ratios = _update_ratios(ctx)[-WINDOW:]
+    ratios = update_ratios(ctx)[-WINDOW:]
     grads = ctx.col("grad_norm")[-WINDOW:]
     loss = ctx.col("loss")[-WINDOW:]
     if ratios.shape[1] == 0 or not np.isfinite(ratios).any() or not np.isfinite(loss).all():
