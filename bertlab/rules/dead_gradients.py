@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bertlab.rules._dynamics import layer_name, layer_norms, names
+from bertlab.rules._dynamics import layer_name, layer_norms, names, update_ratios
 from bertlab.rules.base import Context, Evidence, Rule
 
 #: A layer is dead when its gradient norm is exactly 0 in each of the latest WINDOW steps. One
@@ -89,6 +89,32 @@ def _no_gradient_at_all(ctx: Context) -> Evidence | None:
     )
 
 
+def _movement(ctx: Context, idx: list[int]) -> str:
+    """What the dead layers' weights did over the window, from the update ratio.
+
+    A layer that gets no gradient and moves by exactly 0 is what this rule names ("gets no
+    gradient and does not move"). One that still moves without a gradient drifts on the
+    optimizer's momentum or weight decay alone: it learns nothing from the loss either. A layer
+    with a gradient that does not move is never counted here (the optimizer does not hold it:
+    params-not-in-optimizer).
+    """
+    ratios = update_ratios(ctx)[-WINDOW:]
+    if ratios.shape[1] == 0 or not np.isfinite(ratios[:, idx]).all():
+        return ""
+    sub = ratios[:, idx]
+    still = np.all(sub == 0, axis=0)
+    if still.all():
+        who = "they get" if len(idx) > 1 else "it gets"
+        verb = "do" if len(idx) > 1 else "does"
+        return f"{who} no gradient and {verb} not move (update ratio exactly 0 in every step)"
+    drift = [layer_name(ctx, idx[j]) for j in np.flatnonzero(~still)]
+    largest = float(sub[:, ~still].max())
+    return (
+        f"{names(drift)} still move (update ratio up to {largest:.1e}) on the optimizer's "
+        "momentum or weight decay alone, not on a gradient"
+    )
+
+
 def check(ctx: Context) -> Evidence | None:
     if ctx.n_steps < WINDOW:
         return None
@@ -110,6 +136,9 @@ def check(ctx: Context) -> Evidence | None:
         how.append(f"{missing} variables get no gradient at all: not connected to the loss")
     if zero:
         how.append(f"{zero} variables get an all-zero gradient")
+    moved = _movement(ctx, idx)
+    if moved:
+        how.insert(0, moved)
     every = len(idx) == norms.shape[1]
     return Evidence(
         f"steps {steps[0]}–{steps[1]}: {len(idx)} of {norms.shape[1]} trainable layers got "

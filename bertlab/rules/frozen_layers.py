@@ -1,7 +1,21 @@
-"""frozen-layers: most of the model's parameters do not train (a frozen encoder)."""
+"""frozen-layers: most of the model's parameters do not train (a frozen encoder).
+
+A frozen weight gets no gradient (``trainable = False``, ``requires_grad_(False)``), so neither
+probe lists it among the gradient groups: its update is never measured, and the facts' count of
+trainable parameters is the evidence. What the update ratio adds is the opposite case: layers
+that get a gradient but never move are not frozen. In PyTorch the facts count a parameter the
+optimizer does not hold as not training; when such parameters receive gradients
+(``meta["unoptimized_params"]``) they are held still by the optimizer, which
+params-not-in-optimizer names, and this rule steps aside (benchmark b42: the optimizer of an
+old network, "0 of 324,485 parameters trainable" while every layer gets a gradient). Layers
+that get no gradient and do not move are dead-gradients'.
+"""
 
 from __future__ import annotations
 
+import numpy as np
+
+from bertlab.rules._dynamics import layer_name, layer_norms, names, update_ratios
 from bertlab.rules.base import Context, Evidence, Rule
 
 #: Fewer than half of the parameters train: the bulk of the model is frozen (feature
@@ -22,11 +36,42 @@ def _frozen_part(ctx: Context) -> str:
     return f"{encoder}; only {', '.join(layers)} train"
 
 
+def _held_still(ctx: Context) -> list[str]:
+    """Layers that got a non-zero gradient yet moved by exactly 0 in every recorded step."""
+    grads, ratios = layer_norms(ctx), update_ratios(ctx)
+    if ratios.shape[1] == 0 or ratios.shape != grads.shape or len(ratios) == 0:
+        return []
+    still = np.all(ratios == 0, axis=0) & np.all(grads > 0, axis=0)
+    return [layer_name(ctx, int(i)) for i in np.flatnonzero(still)]
+
+
+def _outside_optimizer(ctx: Context, text: str) -> Evidence | None:
+    """The low count comes from parameters with gradients that the optimizer does not hold."""
+    unoptimized = ctx.meta.get("unoptimized_params")
+    if not isinstance(unoptimized, list) or not unoptimized:
+        return None
+    still = _held_still(ctx)
+    measured = f"; {names(still)} get a gradient but move by exactly 0" if still else ""
+    return Evidence(
+        f"{text}, but {len(unoptimized)} parameter tensors counted as not training get "
+        f"gradients{measured}: they are trainable and outside the optimizer "
+        "(params-not-in-optimizer), not frozen",
+        severity="info",
+        title="Parameters held still by the optimizer, not frozen",
+        extra={"not_a_cause": True, "held_still": still},
+    )
+
+
 def check(ctx: Context) -> Evidence | None:
     f = ctx.facts
     total, trainable = f.params_total, f.params_trainable
     if not total or trainable is None:
         return None
+    if trainable < FROZEN_SHARE * total:
+        share = f"only {trainable / total:.1%} of parameters are counted as training"
+        outside = _outside_optimizer(ctx, f"{share} ({trainable:,} of {total:,})")
+        if outside is not None:
+            return outside
     if trainable == 0:
         return Evidence(
             f"0 of {total:,} parameters are trainable: fit updates nothing",
