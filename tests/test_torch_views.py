@@ -12,7 +12,7 @@ from torch_training import model_and_optimizer, tensors
 
 import bertlab
 import bertlab.torch
-from bertlab.probes.torch.instrument import EXTRAS
+from bertlab.probes.torch.rows import EXTRAS
 
 
 @pytest.fixture()
