@@ -281,3 +281,30 @@ def test_a_grad_scaler_is_divided_back_out_and_its_skips_are_recorded():
     assert len(h) == 16 and list(h["loss_scale"]) == [2.0 ** (100 - i) for i in range(16)]
     assert (h["grad_nonfinite"] > 0).all() and h["micro_batches"].eq(1).all()
     assert "loss-scale-collapse" in {f.code for f in skipping.findings}
+
+
+def test_the_scaler_of_an_accelerate_optimizer_is_found_by_itself():
+    """Accelerate wraps the optimizer with the GradScaler (the HF Trainer with fp16=True on a
+    GPU): the Watch takes the scaler from the wrapper. CPU has no fp16 Accelerator, so the
+    wrapper is built here with CPU's GradScaler, as ``accelerator.prepare`` builds it on a GPU."""
+    from accelerate import Accelerator
+    from accelerate.optimizer import AcceleratedOptimizer
+    from accelerate.state import AcceleratorState
+
+    ids, mask, y = tensors(n=4 * B)
+    model, inner = model_and_optimizer(dropout=0.0, lr=1e-3)
+    scaler = torch.amp.GradScaler("cpu")
+    Accelerator(cpu=True)  # the process state an AcceleratedOptimizer needs
+    try:
+        opt = AcceleratedOptimizer(inner, device_placement=False, scaler=scaler)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        with bertlab.torch.Watch(model, opt, loss_fn, verbose=False) as watch:
+            for i in range(0, 4 * B, B):
+                opt.zero_grad()
+                loss = loss_fn(model(ids[i : i + B], mask[i : i + B]), y[i : i + B])
+                scaler.scale(loss).backward()
+                opt.step()  # scaler.step(inner) and scaler.update()
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
+    assert list(watch.history["loss_scale"]) == [65536.0] * 4
+    assert watch.history["grad_norm"].max() < 100  # unscaled: a float32 loss's gradients

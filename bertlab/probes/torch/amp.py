@@ -66,3 +66,13 @@ class ScalerTap:
         out = {name: vals[name] / scale for name in SCALED if torch.is_tensor(vals.get(name))}
         out["loss_scale"] = scale
         return out
+
+
+def accelerate_scaler(optimizer: Any) -> Any:
+    """The GradScaler of Accelerate's ``AcceleratedOptimizer`` (``accelerator.prepare`` and the
+    Hugging Face Trainer with ``fp16=True`` on a GPU), whose ``step()`` runs ``scaler.step`` and
+    ``scaler.update``; None for any other optimizer or without fp16."""
+    scaler = getattr(optimizer, "scaler", None)
+    if scaler is None or not callable(getattr(scaler, "is_enabled", None)):
+        return None
+    return scaler

@@ -10,7 +10,7 @@ import torch
 
 from bertlab.probes.core import ALL_PHASES, READ_EVERY_S, WatchCore
 from bertlab.probes.tokens import special_ids, vocabulary_kind
-from bertlab.probes.torch.amp import ScalerTap
+from bertlab.probes.torch.amp import ScalerTap, accelerate_scaler
 from bertlab.probes.torch.facts import model_facts, unoptimized_parameters
 from bertlab.probes.torch.instrument import Instrument
 from bertlab.probes.torch.ring import RING_ROWS
@@ -90,8 +90,9 @@ class Watch(WatchCore):
     scaler
         The loop's ``torch.amp.GradScaler`` (mixed precision): gradient norms are divided back by
         its scale, the scale is recorded (``loss_scale``) and steps it skips get a row, so a
-        collapsing scale is named (``loss-scale-collapse``). Without it, norms measured under a
-        scaled loss are as scaled as the gradients.
+        collapsing scale is named (``loss-scale-collapse``). Found by itself on Accelerate's
+        optimizer wrapper (so also under the Hugging Face Trainer with ``fp16=True``). Without
+        it, norms measured under a scaled loss are as scaled as the gradients.
     budget_mb, unk_token_id, verbose, dashboard, class_names, path, flush_every_s
         As for the Keras ``bertlab.Watch``.
     """
@@ -162,6 +163,7 @@ class Watch(WatchCore):
         if reduce:  # every rank creates its Watch: a collective call, in the same order
             self._instrument.group = torch.distributed.new_group()
         self._instrument.install()
+        scaler = scaler if scaler is not None else accelerate_scaler(optimizer)
         if scaler is not None:
             self._instrument.amp = ScalerTap(scaler, self._skipped_step, self._fault)
             self._instrument.amp.install()
