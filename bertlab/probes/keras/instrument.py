@@ -218,6 +218,12 @@ class Instrument(RowRecorder):
             pending = self._pending
         finally:
             self._pending = None
+        self.record(mode, pending)
+        return out
+
+    def record(self, mode: str, pending: dict[str, Any]) -> None:
+        """Turn a step's stashed tensors into its row (train) or validation sums (test); a
+        fault is reported, never raised into the step (every backend's step calls this)."""
         try:
             with self._no_grad():
                 if mode == "train":
@@ -226,7 +232,6 @@ class Instrument(RowRecorder):
                     self._record_val(pending)
         except Exception as exc:  # noqa: BLE001 - a fault in bertlab must not stop training
             self.on_fault(f"recording the {mode} step", exc)
-        return out
 
     def _no_grad(self) -> Any:
         """On torch (eager) the summaries must not extend the autograd graph of the outputs

@@ -135,13 +135,7 @@ def _step(inst: Any, mode: str, state: Any, data: Any) -> tuple:
         pending = inst._pending
     finally:
         inst._pending = None
-    try:
-        if mode == "train":
-            inst._record_train(pending)
-        else:
-            inst._record_val(pending)
-    except Exception as exc:  # noqa: BLE001 - a fault in bertlab must not stop training
-        inst.on_fault(f"recording the {mode} step", exc)
+    inst.record(mode, pending)
     return logs, state
 
 
