@@ -91,6 +91,19 @@ def update_ratios(ctx: Context) -> np.ndarray:
     return layer_matrix(ctx, "update_ratio")
 
 
+def held_still(ctx: Context, last: int | None = None) -> list[int]:
+    """Gradient groups that got a non-zero gradient in every one of the last ``last`` steps
+    (all if None) and moved by exactly 0 in each: trainable and connected to the loss, but no
+    optimizer step applies anything to them (a PyTorch optimizer that does not hold them)."""
+    grads, ratios = layer_norms(ctx), update_ratios(ctx)
+    if ratios.shape[1] == 0 or ratios.shape != grads.shape or len(ratios) == 0:
+        return []
+    if last is not None:
+        grads, ratios = grads[-last:], ratios[-last:]
+    still = np.all(ratios == 0, axis=0) & np.all(grads > 0, axis=0)
+    return [int(i) for i in np.flatnonzero(still)]
+
+
 #: Steps over which ``encoder_pace`` takes the median: long enough that one large step (Adam's
 #: first, or a batch of hard examples) does not count as a pace, short enough to catch the burst
 #: of a schedule's peak before a wrecked model's gradients fade (benchmark b28: the encoder's

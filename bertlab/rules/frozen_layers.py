@@ -13,9 +13,7 @@ that get no gradient and do not move are dead-gradients'.
 
 from __future__ import annotations
 
-import numpy as np
-
-from bertlab.rules._dynamics import layer_name, layer_norms, names, update_ratios
+from bertlab.rules._dynamics import held_still, layer_name, names
 from bertlab.rules.base import Context, Evidence, Rule
 
 #: Fewer than half of the parameters train: the bulk of the model is frozen (feature
@@ -36,21 +34,12 @@ def _frozen_part(ctx: Context) -> str:
     return f"{encoder}; only {', '.join(layers)} train"
 
 
-def _held_still(ctx: Context) -> list[str]:
-    """Layers that got a non-zero gradient yet moved by exactly 0 in every recorded step."""
-    grads, ratios = layer_norms(ctx), update_ratios(ctx)
-    if ratios.shape[1] == 0 or ratios.shape != grads.shape or len(ratios) == 0:
-        return []
-    still = np.all(ratios == 0, axis=0) & np.all(grads > 0, axis=0)
-    return [layer_name(ctx, int(i)) for i in np.flatnonzero(still)]
-
-
 def _outside_optimizer(ctx: Context, text: str) -> Evidence | None:
     """The low count comes from parameters with gradients that the optimizer does not hold."""
     unoptimized = ctx.meta.get("unoptimized_params")
     if not isinstance(unoptimized, list) or not unoptimized:
         return None
-    still = _held_still(ctx)
+    still = [layer_name(ctx, i) for i in held_still(ctx)]
     measured = f"; {names(still)} get a gradient but move by exactly 0" if still else ""
     return Evidence(
         f"{text}, but {len(unoptimized)} parameter tensors counted as not training get "

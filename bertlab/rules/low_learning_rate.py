@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bertlab.rules._dynamics import layer_name, update_ratios
+from bertlab.rules._dynamics import held_still, layer_name, update_ratios
 from bertlab.rules.base import Context, Evidence, Rule
 
 #: Judged over the latest WINDOW steps, once there are that many.
@@ -39,6 +39,15 @@ def check(ctx: Context) -> Evidence | None:
     # learning rate (dead-gradients names that).
     if not (np.isfinite(grads).all() and np.all(grads > 0)):
         return None
+    # Layers with a gradient that move by exactly 0 are outside the PyTorch optimizer, not
+    # slow (benchmark b42: the optimizer of an old network at lr 0.03): params-not-in-optimizer
+    # names them; the rate is judged on the layers it reaches.
+    if ctx.meta.get("unoptimized_params"):
+        still = held_still(ctx, WINDOW)
+        ratios = ratios.copy()
+        ratios[:, still] = np.nan
+        if not np.isfinite(ratios).any():
+            return None
     lr = ctx.col("lr")[-WINDOW:]
     if np.isfinite(lr).all() and len(lr) and lr[-1] > lr[0] * 1.01:
         return None  # a warm-up still raising the rate: its first steps are small on purpose
