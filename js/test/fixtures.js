@@ -14,13 +14,16 @@ export const SCALARS = [
 
 /** meta as Python sends it. */
 export function makeMeta({ layers = 3, classes = 4, bins = 40, task = "multiclass", lenBins = 0 } = {}) {
-  const vectors = [["grad_layer_norm", layers], ["out_mean", classes], ["out_hist", bins]];
+  const vectors = [["grad_layer_norm", layers], ["update_ratio", layers], ["out_mean", classes], ["out_hist", bins]];
   if (classes) vectors.push(["pred_count", classes], ["label_count", classes]);
   if (lenBins) vectors.push(["len_hist", lenBins]);
   const edges = Array.from({ length: bins + 1 }, (_, i) => i - bins / 2);
   return {
     channels: [...SCALARS.map((s) => [s, 1]), ...vectors],
-    labels: { grad_layer_norm: Array.from({ length: layers }, (_, i) => `layer_${i}`) },
+    labels: {
+      grad_layer_norm: Array.from({ length: layers }, (_, i) => `layer_${i}`),
+      update_ratio: Array.from({ length: layers }, (_, i) => `layer_${i}`),
+    },
     hist_edges: edges,
     len_edges: lenBins ? Array.from({ length: lenBins + 1 }, (_, i) => i * 16) : [],
     task,
@@ -60,6 +63,7 @@ function valueOf(name, s, k, nanAt) {
     case "batch_size": return 8;
     case "grad_norm": return 1 + s / 100;
     case "grad_layer_norm": return (k + 1) * 0.1;
+    case "update_ratio": return k === 0 ? 0 : k * 1e-4; // layer 0 does not move
     case "pred_count": return k === 0 ? 8 : 0;
     case "label_count": return k === s % 4 ? 8 : 0;
     case "len_hist": return k === 1 ? 8 : 0;

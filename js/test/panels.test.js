@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { countPoints, plotlyText } from "../src/chart.js";
 import { makeContext } from "../src/context.js";
 import { dataSpecs } from "../src/panels/data.js";
-import { gradientSpecs } from "../src/panels/gradients.js";
+import { buildUpdateSize, gradientSpecs, UPDATE_GUIDES, updateSeries } from "../src/panels/gradients.js";
 import { outputSpecs, probabilityVerdict } from "../src/panels/outputs.js";
 import { buildLoss, lossSeries, overviewSpecs } from "../src/panels/overview.js";
 import { buildConfusion, buildWindow, predictionSpecs, recentCounts } from "../src/panels/predictions.js";
@@ -58,6 +58,23 @@ describe("chart builders", () => {
     expect(countPoints(fig.traces[0])).toBe(100);
     const tail = lossSeries(ctx, 90, 100);
     expect(tail[1].y).toEqual(fig.traces[1].y.slice(90));
+  });
+
+  it("update size: slowest, median and fastest moving layer per step, with the rules' levels", () => {
+    const meta = makeMeta({ layers: 4 });
+    const ctx = makeContext(stateWith(meta, 30));
+    const [hi, mid, lo] = updateSeries(ctx, 0, 30);
+    // layers 1..3 move by 1e-4, 2e-4, 3e-4; layer 0 does not move and is left out
+    expect(hi.y[0]).toBeCloseTo(3e-4, 9);
+    expect(mid.y[0]).toBeCloseTo(2e-4, 9);
+    expect(lo.y[0]).toBeCloseTo(1e-4, 9);
+    const fig = buildUpdateSize(ctx);
+    expect(fig.traces.map((t) => t.name).slice(3)).toEqual(UPDATE_GUIDES.map(([, name]) => name));
+    expect(fig.traces[3].y).toEqual([2e-3, 2e-3]);
+    expect(fig.layout.yaxis.type).toBe("log");
+    const none = makeMeta();
+    none.channels = none.channels.filter(([name]) => name !== "update_ratio");
+    expect(buildUpdateSize(makeContext(stateWith(none, 5))).empty).toMatch(/not recorded/);
   });
 
   it("recent window: predicted vs label shares per class", () => {

@@ -2,8 +2,10 @@
  * Gradients panel: the global gradient norm (log scale) with steps that had non-finite, all-zero
  * or missing gradients marked, the per-layer norms as a layers x steps heatmap (log10 colour),
  * and the latest per-layer norms as horizontal bars, one labelled row per layer (vanishing vs
- * exploding at a glance). Layer names are shortened on the axes (`shortenNames`), whole in the
- * hover text; the bar chart grows with the layer count so no two labels share a row.
+ * exploding at a glance), and the update size per step (the slowest, median and fastest layer's
+ * ||dw||/||w||) against the levels the learning-rate rules judge it by. Layer names are shortened
+ * on the axes (`shortenNames`), whole in the hover text; the bar chart grows with the layer count
+ * so no two labels share a row.
  */
 
 import { baseLayout, COLORS, LOG_TICKS, plotlyText } from "../chart.js";
@@ -88,6 +90,74 @@ export function layerNames(ctx) {
   return { labels: labels.map(plotlyText), full: raw.map(plotlyText), prefix };
 }
 
+/**
+ * Reference levels of the update-size chart, as the rules read them: ~1e-3 of a layer's norm per
+ * step is the usual rule of thumb for healthy training (fine-tuning a pretrained encoder
+ * 1e-5..1e-3), below 1e-5 the weights practically do not move (rules/low_learning_rate.py
+ * LOW_RATIO), above 2e-3 an encoder is being rewritten (rules/high_learning_rate.py).
+ */
+export const UPDATE_GUIDES = [
+  [2e-3, "2e-3: an encoder rewritten, not fine-tuned", COLORS.bad],
+  [1e-3, "1e-3: a healthy step", COLORS.val],
+  [1e-5, "1e-5: weights practically still", COLORS.warn],
+];
+
+/** Median of a sorted array. */
+const median = (v) => (v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2);
+
+/**
+ * Rows from..to: the slowest, median and fastest layer's update ratio ||dw||/||w|| per step
+ * (layers that did not move, or have no weights, are left out; null when none moved).
+ */
+export function updateSeries(ctx, from, to) {
+  const cols = ctx.vec("update_ratio") || [];
+  const x = slice(ctx.col("step"), from, to);
+  const lo = [];
+  const mid = [];
+  const hi = [];
+  for (let i = from; i < to; i++) {
+    const v = cols.map((c) => c[i]).filter((r) => Number.isFinite(r) && r > 0).sort((a, b) => a - b);
+    lo.push(v.length ? v[0] : null);
+    mid.push(v.length ? median(v) : null);
+    hi.push(v.length ? v[v.length - 1] : null);
+  }
+  return [{ x, y: hi }, { x, y: mid }, { x, y: lo }];
+}
+
+/** The update size per step (log), with the levels the rules judge it by. */
+export function buildUpdateSize(ctx) {
+  if (!ctx.vec("update_ratio")) return { empty: "update size not recorded" };
+  if (!ctx.n) return { empty: "no step yet" };
+  const [hi, mid, lo] = updateSeries(ctx, 0, ctx.n);
+  if (!mid.y.some((v) => v !== null)) return { empty: "no layer has moved yet" };
+  const line = (t, name, color, width, dash) => ({
+    ...t,
+    type: "scatter",
+    mode: "lines",
+    name,
+    line: { color, width, dash },
+    connectgaps: false,
+    hovertemplate: `step %{x}: ${name} %{y:.2g}<extra></extra>`,
+  });
+  const step = ctx.col("step");
+  const span = [step[0], step[ctx.n - 1]];
+  const traces = [
+    line(hi, "fastest layer", COLORS.accent, 1, "solid"),
+    line(mid, "median layer", COLORS.loss, 2, "solid"),
+    line(lo, "slowest layer", COLORS.accent, 1, "dot"),
+    ...UPDATE_GUIDES.map(([level, name, color]) => ({
+      x: span,
+      y: [level, level],
+      type: "scatter",
+      mode: "lines",
+      name,
+      line: { color, width: 1, dash: "dash" },
+      hoverinfo: "skip",
+    })),
+  ];
+  return { traces, layout: baseLayout(ctx, { ytitle: "||Δw|| / ||w|| per step", ylog: true }) };
+}
+
 /** Pixels per layer row of the bar chart (tick font 10 px: labels never touch). */
 export const BAR_ROW_PX = 15;
 /** Bar chart box height besides its rows: chart title, value axis on top, margins. */
@@ -160,6 +230,7 @@ export function gradientSpecs() {
       height: layerRowsHeight,
       build: buildLayerHeatmap,
     },
+    { name: "update_size", title: "Update size per step: how far each optimizer step moves the weights", wide: true, build: buildUpdateSize },
     {
       name: "grad_latest",
       title: (ctx) => `Per-layer gradient norm now${afterPrefix(ctx)}`,
