@@ -68,6 +68,8 @@ class DataFacts:
         Whether a padding/attention mask is fed with the token ids.
     nonfinite_inputs
         Number of NaN/inf values in float inputs.
+    label_text
+        A few distinct labels when the labels are text (class names, not numbers), else None.
     val_rows, val_overlap
         Number of validation rows, and how many of them are exactly a training row too (the
         same token ids, or the same input values without token ids), where both are known.
@@ -92,6 +94,7 @@ class DataFacts:
     nonfinite_inputs: int | None = None
     val_rows: int | None = None
     val_overlap: int | None = None
+    label_text: list[str] | None = None
 
 
 def _counts(y: np.ndarray, n_outputs: int | None) -> np.ndarray | None:
@@ -114,6 +117,30 @@ def _runs(y: np.ndarray) -> float | None:
     return len(flat) / (changes + 1)
 
 
+#: Distinct text labels kept as evidence.
+TEXT_EXAMPLES = 5
+
+
+def _text_labels(y: Any) -> list[str] | None:
+    """A few distinct labels when ``y`` holds text (str/bytes: class names), else None."""
+    if y is None:
+        return None
+    arr = np.asarray(y, dtype=object) if not hasattr(y, "dtype") else np.asarray(y)
+    if arr.dtype.kind not in "OUS" or arr.size == 0:
+        return None
+    flat = arr.reshape(-1)
+    if not all(isinstance(v, (str, bytes, np.str_, np.bytes_)) for v in flat[:1000]):
+        return None
+    seen: list[str] = []
+    for v in flat:
+        text = v.decode(errors="replace") if isinstance(v, bytes) else str(v)
+        if text not in seen:
+            seen.append(text)
+            if len(seen) == TEXT_EXAMPLES:
+                break
+    return seen
+
+
 def from_arrays(
     x: Any,
     y: Any,
@@ -126,6 +153,9 @@ def from_arrays(
     """Summarise numpy-like inputs ``x`` (array or dict of arrays) and labels ``y`` (and how
     many validation inputs ``val_x`` repeat a training input)."""
     facts = DataFacts()
+    text = _text_labels(y)
+    if text is not None:  # class names: no number to summarise (and losses take none)
+        facts.n, facts.label_text, y = len(np.asarray(y, dtype=object)), text, None
     if y is not None:
         y = np.asarray(y, dtype=np.float64)
         facts.n = len(y)

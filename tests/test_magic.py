@@ -90,3 +90,27 @@ def test_findings_attached_to_a_fit_error_are_shown_after_the_traceback(shell, c
     assert "[label-out-of-range]" in out
     # The traceback itself is still shown first.
     assert out.index("Traceback") < out.index("bertlab found the cause")
+
+
+def test_watch_on_explains_a_fit_that_fails_before_any_callback(shell):
+    """Class names as labels: Keras fails converting the data before any callback runs, so no
+    Watch sees a batch (benchmark b03); the wrapped fit attaches the pre-flight check's
+    explanation to the exception instead."""
+    import numpy as np
+
+    shell.run_line_magic("bertlab", "watch on")
+    try:
+        x, y, _ = token_data(n=64, k=4)
+        names = np.array(["business", "sport", "tech", "politics"])[y]
+        model = embedding_classifier(k=4)
+        model.compile(optimizer="adam", loss=sparse_ce())
+        with pytest.raises(ValueError) as info:
+            model.fit(x, names, epochs=1, batch_size=16, verbose=0)
+        notes = getattr(info.value, "__notes__", [])
+        assert any("label-format-mismatch" in n and "'business'" in n for n in notes), notes
+        # The same data through bertlab.check names it before any fit.
+        found = {f.code: f for f in bertlab.check(model, x, names)}
+        assert found["label-format-mismatch"].severity == "error"
+        assert "the labels are text" in found["label-format-mismatch"].evidence
+    finally:
+        shell.run_line_magic("bertlab", "watch off")

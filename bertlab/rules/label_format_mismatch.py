@@ -60,6 +60,13 @@ def check(ctx: Context) -> Evidence | None:
     broadcasts instead and computes nonsense, which the recorded label values reveal.
     """
     f = ctx.facts
+    text = ctx.data.label_text if ctx.data is not None else None
+    if text:  # any loss: every one computes with numbers
+        names = ", ".join(repr(t) for t in text)
+        return Evidence(
+            f"the labels are text ({names}...): a loss computes with numbers, so fit cannot "
+            "convert them; map each class name to an id 0..K-1 first"
+        )
     kind = loss_kind(f.loss)
     if kind not in ("sparse", "categorical", "binary") or f.n_model_outputs > 1:
         return None

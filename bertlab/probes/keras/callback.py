@@ -168,6 +168,8 @@ class Watch(keras.callbacks.Callback, WatchCore):
         self._val: dict[str, np.ndarray] | None = None
         self._bound = model
         self._foreign = False
+        #: ``fit`` calls that reached ``on_train_begin`` (Keras converts the data before).
+        self.fits_begun = 0
         if model is not None and getattr(model, "optimizer", None) is not None:
             self._facts = _read_facts(model)  # compiled: its pre-flight findings now
             apply_tokenizer(self._facts, tokenizer, unk_token_id)
@@ -200,6 +202,7 @@ class Watch(keras.callbacks.Callback, WatchCore):
     def on_train_begin(self, logs=None) -> None:
         from bertlab.probes.keras.legacy import is_legacy_model
 
+        self.fits_begun += 1
         model = self.model
         self._foreign = self._bound is not None and model is not self._bound
         if self._foreign:
