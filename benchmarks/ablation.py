@@ -4,6 +4,7 @@ Run::
 
     python benchmarks/ablation.py                     # fast model, TensorFlow, 7 rounds
     python benchmarks/ablation.py --backend torch --rounds 5
+    python benchmarks/ablation.py --model bert --rounds 5 --steps 30
 
 A profile of the recorded row, not a second overhead benchmark: it reuses
 :mod:`overhead`'s fast model, data, ``Arm`` and interleaved rounds, and adds arms whose Watch was
@@ -78,24 +79,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=("tensorflow", "jax", "torch"))
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--model", choices=("fast", "bert"), default="fast")
     args = parser.parse_args(argv)
     import keras
 
     eager = keras.backend.backend() == "torch"
     names = ["plain", "plain_b", "watch", *PARTS]
-    x, y = ob.make_data("fast", 32 * args.steps)
+    x, y = ob.make_data(args.model, 32 * args.steps)
     arms = {}
     for name in names:
         extra = [] if name.startswith("plain") else [bertlab.Watch(verbose=False, dashboard=False)]
-        arms[name] = ob.Arm(name, ob.build_fast, extra)
+        arms[name] = ob.Arm(name, ob.BUILD[args.model], extra)
         with without(name):
-            arms[name].fit(x[: 32 * 20], y[: 32 * 20], record=False)  # traced here
+            arms[name].fit(ob._take(x, 32 * 8), y[: 32 * 8], record=False)  # traced here
     for r in range(args.rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:
             with without(name) if eager else contextlib.nullcontext():
                 arms[name].fit(x, y)
     base = float(np.median(np.concatenate(arms["plain"].steps)))
-    print(f"keras backend {keras.backend.backend()}, fast model, {args.rounds} rounds")
+    print(f"keras backend {keras.backend.backend()}, {args.model} model, {args.rounds} rounds")
     print(f"{'arm':8s} {'ms/step':>8s} {'ratio':>6s}")
     for name in names:
         median = float(np.median(np.concatenate(arms[name].steps)))

@@ -58,18 +58,25 @@ def one_hot(ids, k: int):
     return _f(ops.equal(ops.expand_dims(ids, -1), ops.arange(k, dtype=_dtype(ids))[None, :]))
 
 
-def squared_norm(grad, xla: bool = False):
-    """Squared L2 norm of one gradient (dense, or TensorFlow's ``IndexedSlices``).
+def half_squared_norm(grad, xla: bool = False):
+    """Half the squared L2 norm of one gradient (dense, or TensorFlow's ``IndexedSlices``).
 
-    An embedding's gradient on TensorFlow arrives as IndexedSlices whose rows may repeat; see
+    Half, because that is what TensorFlow's fused ``L2Loss`` kernel computes: one kernel per
+    weight instead of a square and a sum (a BERT has ~200 weights; on a GPU each op is a
+    launch); :func:`gradient_stats` doubles the stacked values once. An embedding's gradient on
+    TensorFlow arrives as IndexedSlices whose rows may repeat; see
     :func:`bertlab.probes.keras.sparse_tf.squared_norm` for how it is summed without building
     the dense table.
     """
     if type(grad).__name__ == "IndexedSlices":
         from bertlab.probes.keras import sparse_tf
 
-        return sparse_tf.squared_norm(grad, xla)
-    return ops.sum(ops.square(_f(grad)))
+        return 0.5 * sparse_tf.squared_norm(grad, xla)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.nn.l2_loss(_f(grad))
+    return 0.5 * ops.sum(ops.square(_f(grad)))  # one fused XLA computation on JAX
 
 
 def gradient_stats(grads, groups: list[int], n_groups: int, xla: bool = False) -> dict:
@@ -82,7 +89,7 @@ def gradient_stats(grads, groups: list[int], n_groups: int, xla: bool = False) -
     missing = float(len(grads) - len(present))
     if not present:
         return {"grad_norm": math.nan, "grad_missing": missing}
-    sq = ops.stack([squared_norm(g, xla) for g, _ in present])
+    sq = ops.stack([half_squared_norm(g, xla) for g, _ in present]) * 2.0
     group_ids = np.asarray([gi for _, gi in present], np.int32)
     per_group = ops.segment_sum(sq, group_ids, num_segments=n_groups)
     return {
@@ -355,9 +362,23 @@ def update_sums(before: list, after: list) -> tuple:
     nearby float32 numbers is exact), so ratios of 1e-7 survive; ``lr * grad`` would miss
     Adam's scaling and clipping.
     """
-    pairs = list(zip(before, after, strict=True))
-    delta = ops.stack([ops.sum(ops.square(a - b)) * scale for (b, scale), a in pairs])
-    norm = ops.stack([ops.sum(ops.square(b)) * scale for b, scale in before])
+    if len(before) != len(after):
+        raise ValueError(f"{len(before)} weights before the update, {len(after)} after")
+    sizes = [_size(b) for b, _ in before]
+    if any(n is None for n in sizes):  # a sample of unknown size: one sum per weight
+        pairs = list(zip(before, after, strict=True))
+        delta = ops.stack([ops.sum(ops.square(a - b)) * scale for (b, scale), a in pairs])
+        norm = ops.stack([ops.sum(ops.square(b)) * scale for b, scale in before])
+        return delta, norm
+    # All samples side by side: a handful of ops for any number of weights (a BERT has ~200
+    # weights: one subtraction, square and sum each would be ~1000 ops, on a GPU launches).
+    ids = np.repeat(np.arange(len(before), dtype=np.int32), sizes)
+    scales = ops.convert_to_tensor(np.asarray([scale for _, scale in before], np.float32))
+    old = ops.concatenate([b for b, _ in before], axis=0)
+    new = ops.concatenate(list(after), axis=0)
+    n = len(before)
+    delta = ops.segment_sum(ops.square(new - old), ids, num_segments=n) * scales
+    norm = ops.segment_sum(ops.square(old), ids, num_segments=n) * scales
     return delta, norm
 
 
