@@ -28,3 +28,5 @@ for backend in tensorflow jax; do
       --control --rounds "$ROUNDS" --backend "$backend" --json "out/gpu-$backend-$model.json"
   done
 done
+# The ops the Watch adds to the traced TensorFlow step (on a GPU, each one a kernel launch).
+KERAS_BACKEND=tensorflow "$PY" benchmarks/opcount.py --model bertbase

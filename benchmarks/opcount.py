@@ -103,7 +103,7 @@ def torch_ops(model_kind: str, watched: bool) -> collections.Counter:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--backend", choices=("tensorflow", "torch"))
-    parser.add_argument("--model", choices=("fast", "bert"), default="fast")
+    parser.add_argument("--model", choices=tuple(ob.BUILD), default="fast")
     args = parser.parse_args(argv)
     import keras
 
