@@ -106,7 +106,12 @@ def verdict(findings: list[dict[str, Any]], steps: int = 0) -> str:
 
 
 def _known_causes(code: str) -> tuple[str, ...]:
-    """The codes a rule lists as its possible causes (empty for a root-cause rule)."""
+    """The codes a live rule (a symptom seen in training) lists as its possible causes; empty
+    for a root-cause rule. A pre-flight rule names a fact of the setup or the data, a problem in
+    its own right even where it may have a cause upstream (an imbalance that a bad split made,
+    overlap from texts turned all-[UNK]): with none of those live it is the root, not an
+    unexplained symptom."""
     from bertlab.rules import all_rules
 
-    return next((r.causes for r in all_rules() if r.code == code), ())
+    rule = next((r for r in all_rules() if r.code == code), None)
+    return rule.causes if rule is not None and rule.phase != "preflight" else ()

@@ -49,6 +49,10 @@ def test_healthy_and_unexplained_runs_unit():
     setup = verdict([_f("double-softmax", "error")], 10)
     assert setup.startswith("Root cause: double-softmax") and "no symptom of it shows yet" in setup
     assert verdict([], 0).startswith("No verdict yet")
+    # A data fact that may have a cause upstream is still a root when that cause is not live.
+    for code in ("class-imbalance", "train-val-overlap"):
+        data = verdict([_f(code, "warning", evidence="64 of 64 rows")], 30)
+        assert data.startswith(f"Root cause: {code}") and "64 of 64 rows" in data, data
 
 
 def test_keras_script_prints_the_verdict_at_train_end_and_the_dashboard_gets_it(capsys):
