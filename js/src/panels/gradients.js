@@ -145,17 +145,25 @@ export function buildUpdateSize(ctx) {
     line(hi, "fastest layer", COLORS.accent, 1, "solid"),
     line(mid, "median layer", COLORS.loss, 2, "solid"),
     line(lo, "slowest layer", COLORS.accent, 1, "dot"),
+    // the levels: dashed lines labelled at their right end (not in the legend, which would
+    // take the plot's room)
     ...UPDATE_GUIDES.map(([level, name, color]) => ({
       x: span,
       y: [level, level],
       type: "scatter",
-      mode: "lines",
+      mode: "lines+text",
       name,
+      text: ["", name],
+      textposition: "top left",
+      textfont: { color, size: 10 },
       line: { color, width: 1, dash: "dash" },
       hoverinfo: "skip",
+      showlegend: false,
     })),
   ];
-  return { traces, layout: baseLayout(ctx, { ytitle: "||Δw|| / ||w|| per step", ylog: true }) };
+  const layout = baseLayout(ctx, { ytitle: "||Δw|| / ||w||", ylog: true });
+  layout.yaxis = { ...layout.yaxis, dtick: 1, tickformat: ".0e" }; // one tick per decade
+  return { traces, layout };
 }
 
 /** Pixels per layer row of the bar chart (tick font 10 px: labels never touch). */
@@ -230,7 +238,13 @@ export function gradientSpecs() {
       height: layerRowsHeight,
       build: buildLayerHeatmap,
     },
-    { name: "update_size", title: "Update size per step: how far each optimizer step moves the weights", wide: true, build: buildUpdateSize },
+    {
+      name: "update_size",
+      title: "Update size per step: how far each optimizer step moves the weights",
+      wide: true,
+      height: () => 300,
+      build: buildUpdateSize,
+    },
     {
       name: "grad_latest",
       title: (ctx) => `Per-layer gradient norm now${afterPrefix(ctx)}`,
