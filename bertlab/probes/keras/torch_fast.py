@@ -59,12 +59,9 @@ def _update_ratio(update: tuple, groups: list[int], n_groups: int) -> dict[str, 
     scales = torch.tensor([s for _, s in before], dtype=torch.float32, device=olds[0].device)
     delta = torch.stack(torch._foreach_norm(torch._foreach_sub(after, olds))) ** 2 * scales
     norm = torch.stack(torch._foreach_norm(olds)) ** 2 * scales
-    ids = _group_ids(groups, [True] * len(groups), delta.device)
-    d = torch.zeros(n_groups, device=delta.device).index_add_(0, ids, delta)
-    w = torch.zeros(n_groups, device=delta.device).index_add_(0, ids, norm)
-    ratio = d.sqrt() / w.clamp_min(1e-30).sqrt()
-    nan = _constant(float("nan"), (n_groups,), w.device)
-    return {"update_ratio": torch.where(w > 0, ratio, nan)}
+    return tq.group_ratio(
+        delta, norm, _group_ids(groups, [True] * len(groups), delta.device), n_groups
+    )
 
 
 def _inputs(inputs: dict, unk: Any, len_edges: tuple, pad: Any) -> dict[str, Any]:
@@ -113,28 +110,14 @@ def train_values(a: dict[str, Any], c: dict[str, Any]) -> Any:
 
 
 def assemble(values: dict[str, Any], channels: list[tuple[str, int]]) -> torch.Tensor:
-    """:func:`bertlab.probes.keras.quantities.assemble` for eager torch tensors: absent or
-    mis-sized channels are NaN, Python numbers constants, everything float32; runs of scalars are
-    packed with one ``stack``, the row with one ``cat`` (called under ``no_grad``)."""
+    """:func:`bertlab.probes.keras.quantities.assemble` for eager torch tensors: the PyTorch
+    probe's packing (:func:`bertlab.probes.torch.quantities.assemble`), with Python numbers (a
+    count known in advance) as cached device constants and a cached row of NaN for the rest."""
     device = next((v.device for v in values.values() if torch.is_tensor(v)), torch.device("cpu"))
-    parts: list[torch.Tensor] = []
-    scalars: list[torch.Tensor] = []
-    for name, width in channels:
-        v = values.get(name)
-        if torch.is_tensor(v) and v.numel() == width:
-            if v.dtype != torch.float32 or v.device != device:
-                v = v.to(device=device, dtype=torch.float32)
-        elif v is not None and not torch.is_tensor(v) and width == 1:
-            v = _constant(float(v), (), device)
-        else:
-            v = _constant(float("nan"), () if width == 1 else (width,), device)
-        if width == 1:
-            scalars.append(v if v.dim() == 0 else v.reshape(()))
-            continue
-        if scalars:
-            parts.append(torch.stack(scalars))
-            scalars = []
-        parts.append(v if v.shape == (width,) else v.reshape(width))
-    if scalars:
-        parts.append(torch.stack(scalars))
-    return torch.cat(parts) if len(parts) > 1 else parts[0]
+    tensors = {
+        name: v if torch.is_tensor(v) else _constant(float(v), (), device)
+        for name, v in values.items()
+        if v is not None
+    }
+    width = sum(w for _, w in channels)
+    return tq.assemble(tensors, channels, _constant(float("nan"), (width,), device))

@@ -267,7 +267,14 @@ def update_ratio(
     ratios of 1e-7 survive. A group whose weights are all zero gets NaN.
     """
     torch._foreach_sub_(snapshot, [p.detach() for p in params])
-    delta_sq = weight_norms(snapshot)
+    return group_ratio(weight_norms(snapshot), before_sq, group_ids, n_groups)
+
+
+def group_ratio(
+    delta_sq: torch.Tensor, before_sq: torch.Tensor, group_ids: torch.Tensor, n_groups: int
+) -> dict[str, torch.Tensor]:
+    """``update_ratio`` per group from per-weight squared norms of the update and of the
+    weights before it (summed per group first); NaN for a group whose weights are all zero."""
     d = torch.zeros(n_groups, device=delta_sq.device).index_add_(0, group_ids, delta_sq)
     w = torch.zeros(n_groups, device=delta_sq.device).index_add_(0, group_ids, before_sq)
     ratio = d.sqrt() / w.clamp_min(1e-30).sqrt()
@@ -308,17 +315,35 @@ def combine(parts: list[dict]) -> dict:
 
 def assemble(values: dict, channels: list[tuple[str, int]], nan: torch.Tensor) -> torch.Tensor:
     """Pack the tensor values into one float32 row in channel order; every other channel
-    (absent, or a host-side float the caller writes itself) is NaN, sliced from ``nan`` (a
-    row of NaN on the device, made once)."""
-    parts, start = [], 0
+    (absent, or a host-side float the caller writes itself) is NaN, taken from ``nan`` (a row
+    of NaN on the device, made once). Runs of scalar channels are packed with one ``stack``,
+    and nothing is cast or reshaped that already fits: every op is a dispatch per step (on a
+    GPU a launch)."""
+    parts: list[torch.Tensor] = []
+    scalars: list[torch.Tensor] = []
+    nan0: torch.Tensor | None = None
+    start = 0
     for name, width in channels:
         v = values.get(name)
-        if torch.is_tensor(v) and v.numel() == width:
-            parts.append(v.to(dtype=torch.float32).reshape(width))
+        ok = torch.is_tensor(v) and v.numel() == width
+        if ok and v.dtype != torch.float32:
+            v = v.to(torch.float32)
+        if width == 1:
+            if ok:
+                scalars.append(v if v.dim() == 0 else v.reshape(()))
+            else:
+                nan0 = nan[0] if nan0 is None else nan0
+                scalars.append(nan0)
         else:
-            parts.append(nan[start : start + width])
+            if scalars:
+                parts.append(torch.stack(scalars))
+                scalars = []
+            fits = ok and v.shape == (width,)
+            parts.append(v if fits else v.reshape(width) if ok else nan[start : start + width])
         start += width
-    return torch.cat(parts)
+    if scalars:
+        parts.append(torch.stack(scalars))
+    return torch.cat(parts) if len(parts) > 1 else parts[0]
 
 
 def host_values(values: dict) -> dict[str, float]:
