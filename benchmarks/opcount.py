@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     added = {k: watched[k] - plain.get(k, 0) for k in watched if watched[k] != plain.get(k, 0)}
     print(f"keras backend {keras.backend.backend()}, model {args.model}")
     print(f"ops per step: plain {sum(plain.values()):.0f}, with Watch {sum(watched.values()):.0f}")
-    top = sorted(added.items(), key=lambda kv: -kv[1])[:12]
+    top = sorted(added.items(), key=lambda kv: -kv[1])[:40]
     print("most added:", ", ".join(f"{k} {v:g}" for k, v in top))
     return 0
 

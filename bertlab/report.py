@@ -65,7 +65,9 @@ def setup_lines(run: Run) -> list[str]:
                 + ")"
             )
         lines.append(f"- task: {layout.task}{classes}")
-    training = f"- training: {run.steps} steps, {len(run.epoch_records)} epochs"
+    training = (
+        f"- training: {run.steps_trained} steps{run.rows_note()}, {len(run.epoch_records)} epochs"
+    )
     if run.steps and "batch_size" in dict(run.store.channels):
         training += f", batch size {_num(np.nanmedian(run.column('batch_size')))}"
     if m.get("metrics"):

@@ -109,6 +109,22 @@ class Run:
         """Number of training steps recorded."""
         return self.store.cursor if self.store is not None else 0
 
+    @property
+    def steps_trained(self) -> int:
+        """Training steps the run covers; more than ``steps`` (the rows) when only every k-th
+        step was recorded (:mod:`bertlab.cadence`)."""
+        last = 0
+        if self.steps:
+            step = self.column("step")
+            last = int(step[-1]) + 1 if len(step) and np.isfinite(step[-1]) else self.steps
+        counted = [int(e.get("steps") or 0) for e in self.epoch_records]
+        return max([last, self.steps, *counted])
+
+    def rows_note(self) -> str:
+        """``""``, or how the rows sample the steps (``", 346 of them recorded"``)."""
+        trained = self.steps_trained
+        return f", {self.steps} of them recorded" if trained > self.steps else ""
+
     def column(self, name: str) -> np.ndarray:
         """One channel over the full-resolution recent steps (1-D for scalars)."""
         if self.store is None:

@@ -30,7 +30,9 @@ def summary(run: Run, window: int = 20) -> str:
     window
         How many of the latest steps the "latest" figures summarise.
     """
-    lines = [f"bertlab run: {run.steps} steps, {len(run.epoch_records)} epochs"]
+    lines = [
+        f"bertlab run: {run.steps_trained} steps{run.rows_note()}, {len(run.epoch_records)} epochs"
+    ]
     facts = run.meta.get("model", {})
     if facts:
         lines.append(

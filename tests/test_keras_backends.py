@@ -147,6 +147,30 @@ def test_training_is_identical_with_and_without_watch(results, backend):
         assert results[backend][which]["same_history"], which
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_strided_watch_records_whole_steps_and_every_batch_s_rows(results, backend):
+    """``Watch(every=4)``: rows of steps 0, 4, 8... equal to the rows of the same steps when
+    every step is recorded (a recorded row is one step measured whole), while the step
+    counter and the train/validation overlap table still see every batch."""
+    full = np.array(results[backend]["overlap"]["rows"])
+    strided = results[backend]["overlap"]["strided"]
+    rows = np.array(strided["rows"])
+    cols = strided["columns"]
+    steps = rows[:, cols.index("step")]
+    n = 2 * case.N // case.B
+    np.testing.assert_array_equal(steps, np.arange(0, n, case.STRIDE))
+    np.testing.assert_array_equal(rows[:, cols.index("batch")], steps % (n // 2))
+    for i, name in enumerate(cols):
+        if name != "time":
+            np.testing.assert_allclose(
+                rows[:, i], full[steps.astype(int), i], rtol=1e-6, atol=1e-7, err_msg=name
+            )
+    full_epochs = results[backend]["overlap"]["epochs"]
+    assert [e["steps"] for e in strided["epochs"]] == [n // 2, n]
+    for ours, theirs in zip(strided["epochs"], full_epochs, strict=True):
+        assert ours["val_overlap"] == theirs["val_overlap"] == case.OVERLAP_COPIED
+
+
 def test_jax_data_parallel_records_the_global_batch(tmp_path):
     """keras.distribution.DataParallel on two CPU devices: every recorded column and the
     validation sums equal those of the same training on one device."""

@@ -253,14 +253,23 @@ class WatchCore:
         warnings.warn(f"bertlab: {text}", BertlabWarning, stacklevel=3)
 
     # ------------------------------------------------------------------ rows and rules
-    def _add_rows(self, rows: np.ndarray) -> None:
-        """Append rows whose leading bookkeeping columns are filled here (step, epoch, ...)."""
+    def _add_rows(self, rows: np.ndarray, steps: np.ndarray | None = None) -> None:
+        """Append rows whose leading bookkeeping columns are filled here (step, epoch, ...).
+
+        ``steps``: the global step of each row, when not every step has a row
+        (:mod:`bertlab.cadence`); ``self._batch`` is then the global step the epoch began at.
+        By default the rows are the steps that follow the last one recorded.
+        """
         n = len(rows)
-        rows[:, _STEP] = self.run.steps + np.arange(n)
+        if steps is None:
+            rows[:, _STEP] = self.run.steps + np.arange(n)
+            rows[:, _BATCH] = self._batch + np.arange(n)
+            self._batch += n
+        else:
+            rows[:, _STEP] = steps
+            rows[:, _BATCH] = steps - self._batch
         rows[:, _EPOCH] = self._epoch
-        rows[:, _BATCH] = self._batch + np.arange(n)
         rows[:, _TIME] = time.perf_counter() - self._t0
-        self._batch += n
         self.run.add_steps(rows)
 
     def _evaluate(self, phases, error: str | None = None) -> None:

@@ -214,7 +214,9 @@ class Dashboard(anywidget.AnyWidget):
     def _send_status(self) -> None:
         run = self.run
         epoch = len(run.epoch_records)
-        self.send({"type": "status", "status": self.status, "steps": run.steps, "epoch": epoch})
+        self.send(
+            {"type": "status", "status": self.status, "steps": run.steps_trained, "epoch": epoch}
+        )
 
     def _signature(self) -> tuple:
         return tuple(

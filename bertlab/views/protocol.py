@@ -97,7 +97,7 @@ def meta(run: Run) -> dict[str, Any]:
             "model": {key: facts.get(key) for key in _MODEL_KEYS},
             "metrics": facts.get("metrics") or [],
             # steps recorded when this was made (a downsampled snapshot's last step is a mean)
-            "steps": run.steps,
+            "steps": run.steps_trained,
         }
     )
 

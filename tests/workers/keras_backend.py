@@ -59,11 +59,11 @@ def model(activation: str | None = None, lr: float = 0.5) -> keras.Model:
     return m
 
 
-def fit(m: keras.Model, watch: bool, epochs: int = 2, copied: int = 0) -> tuple:
+def fit(m: keras.Model, watch: bool, epochs: int = 2, copied: int = 0, every=1) -> tuple:
     x, y = data()
     xv, yv = data(seed=7)
     x[:copied], y[:copied] = xv[:copied], yv[:copied]  # validation rows also trained on
-    cbs = [bertlab.Watch(verbose=False)] if watch else []
+    cbs = [bertlab.Watch(verbose=False, every=every)] if watch else []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         h = m.fit(
@@ -112,6 +112,7 @@ def overlap_case() -> dict:
     from bertlab.probes.keras import overlap
 
     watch, _ = fit(model(), True, copied=OVERLAP_COPIED)
+    strided, _ = fit(model(), True, copied=OVERLAP_COPIED, every=STRIDE)
     hashes = {}
     for name, a in hash_arrays().items():
         h = overlap.row_hashes([keras.ops.convert_to_tensor(a)])
@@ -123,10 +124,21 @@ def overlap_case() -> dict:
         ],
         "codes": sorted(f.code for f in watch.findings if f.severity in ("warning", "error")),
         "hashes": hashes,
+        # the same training with a row every STRIDE steps (bertlab.cadence)
+        "rows": watch.run.history.to_numpy(dtype=float).tolist(),
+        "strided": {
+            "columns": list(strided.run.history.columns),
+            "rows": strided.run.history.to_numpy(dtype=float).tolist(),
+            "epochs": [
+                {k: e[k] for k in ("val_overlap", "val_hashed", "steps") if k in e}
+                for e in strided.run.epoch_records
+            ],
+        },
     }
 
 
 OVERLAP_COPIED = 20
+STRIDE = 4
 
 
 def hash_arrays() -> dict[str, np.ndarray]:

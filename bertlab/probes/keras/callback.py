@@ -11,6 +11,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from bertlab.cadence import Cadence, parse_every
 from bertlab.probes.core import ALL_PHASES, READ_EVERY_S, WatchCore
 from bertlab.probes.tokens import special_ids, vocabulary_kind
 from bertlab.run import DEFAULT_BUDGET_BYTES
@@ -136,6 +137,16 @@ class Watch(keras.callbacks.Callback, WatchCore):
         Append the run to this file while it trains (at most every ``flush_every_s`` seconds,
         at every epoch end and at the end of ``fit``): a killed process leaves a record that
         ``bertlab.load`` opens and ``bertlab.follow`` watches from another process.
+    every
+        Which training steps get a row: ``"auto"`` (default) records the first 200 steps and
+        30 s of training (whichever ends later), then measures what a row costs and records
+        every k-th step if a row would cost more than 1.5 % of the training time (small models
+        whose step takes a few milliseconds); ``1`` records every step; an int k records steps
+        0, k, 2k... A recorded row is one step measured whole (its ``step`` column says
+        which); validation summaries see every batch, the train/validation overlap table every
+        training row, and a non-finite loss brings every step back. See
+        :mod:`bertlab.cadence`. Under a ``tf.distribute`` strategy and on Keras 2 every step is
+        recorded.
     """
 
     def __init__(
@@ -150,8 +161,12 @@ class Watch(keras.callbacks.Callback, WatchCore):
         class_names: list[str] | None = None,
         path: Any = None,
         flush_every_s: float = 2.0,
+        every: int | str = "auto",
     ) -> None:
         super().__init__()
+        parse_every(every)  # a wrong value is a clear error now, not a fault during fit
+        self._every = every
+        self._cadence: Cadence | None = None
         self._tokenizer = tokenizer
         self._init_core(
             budget_mb=budget_mb,
@@ -235,17 +250,45 @@ class Watch(keras.callbacks.Callback, WatchCore):
         self._t0 = time.perf_counter()
         if self._instrument is None or self._instrument.model is not model:
             self._instrument = Instrument(model, facts, self._fault)
+            self._cadence = self._new_cadence(model, legacy)
         else:
             self._instrument.facts = facts
         self._instrument.on_error = self._on_step_error
+        self._instrument.row_now = self._cadence.record_next
         self._instrument.install()
         object.__setattr__(model, "_bertlab_instrument", self._instrument)
+
+    def _new_cadence(self, model: Any, legacy: bool) -> Cadence:
+        """Which steps get a row (:mod:`bertlab.cadence`): every one on Keras 2 and under a
+        tf.distribute strategy (whose cross-replica row is not split in two variants)."""
+        strategy = getattr(model, "_distribute_strategy", None) is not None
+        if (legacy or strategy) and self._every != 1:
+            if self._every != "auto":
+                self._say(
+                    f"every={self._every} is not supported "
+                    + ("on Keras 2" if legacy else "under a tf.distribute strategy")
+                    + ": every step is recorded"
+                )
+            return Cadence(1)
+        return Cadence(self._every)
+
+    @property
+    def every(self) -> int:
+        """The stride in force: a row every ``every`` training steps (:mod:`bertlab.cadence`)."""
+        return self._cadence.every if self._cadence is not None else 1
+
+    def _steps_done(self) -> int:
+        """Training steps this Watch's instrument has run (one host read of its counter)."""
+        inst = self._instrument
+        return inst.steps_done() if inst is not None else 0
 
     @_guarded("starting an epoch")
     def on_epoch_begin(self, epoch, logs=None) -> None:
         self._epoch = int(epoch)
-        self._batch = 0
+        self._batch = self._steps_done()  # the global step this epoch starts at
         self._val = None
+        if self._cadence is not None:
+            self._cadence.gap()
 
     @_guarded("reading a training batch")
     def on_train_batch_end(self, batch, logs=None) -> None:
@@ -262,10 +305,21 @@ class Watch(keras.callbacks.Callback, WatchCore):
         ring = inst.capacity if inst is not None else 0
         full = self._calls * max(1, self._spe) * 2 >= ring
         due = self._since_eval >= self._eval_every
+        cadence = self._cadence
+        if cadence is not None and inst is not None:
+            cadence.call_done(max(1, self._spe), inst.last_recorded, time.perf_counter())
+            if urgent:
+                cadence.full()
+            inst.row_now = cadence.record_next
+            if cadence.decided is not None and self.run.meta.get("every") != cadence.every:
+                self.run.meta["every"] = cadence.every
+                self.run.note(cadence.decided)
         if urgent or due or full or time.perf_counter() - self._last_read >= READ_EVERY_S:
             self._collect()
         if urgent or due:
             self._evaluate_live()
+        if cadence is not None:
+            cadence.resume(time.perf_counter())  # our own work is not the step's
 
     def _collect(self) -> None:
         self._calls = 0
@@ -292,11 +346,13 @@ class Watch(keras.callbacks.Callback, WatchCore):
             self._say(
                 "the loss and output look like a regression: class histograms are not recorded"
             )
-        self._add_rows(rows)
+        self._add_rows(rows, rows[:, 0].copy())  # column 0: the step, from the ring
 
     @_guarded("starting validation")
     def on_test_begin(self, logs=None) -> None:
         inst = self._instrument
+        if self._cadence is not None:
+            self._cadence.gap()
         if inst is not None and inst.installed:
             inst.adopt_test_function()
             inst.reset_val()
@@ -311,7 +367,11 @@ class Watch(keras.callbacks.Callback, WatchCore):
     @_guarded("ending an epoch")
     def on_epoch_end(self, epoch, logs=None) -> None:
         self._collect()  # every row of this epoch is read before the next one starts
-        record: dict[str, Any] = {"epoch": int(epoch), "steps": self.run.steps}
+        done = self._steps_done()
+        record: dict[str, Any] = {"epoch": int(epoch), "steps": done}
+        per_epoch = (getattr(self, "params", None) or {}).get("steps")
+        if per_epoch and done - self._batch >= per_epoch and self._instrument is not None:
+            self._instrument.end_first_pass()  # a whole pass over the data is in the table
         for key, value in (logs or {}).items():
             try:
                 record[key] = float(value)

@@ -86,6 +86,12 @@ class Instrument(RowRecorder):
         self._cache: dict[str, tuple[Any, Any]] = {}
         self.installed = False
         self.reduced_seen = False  # the optimizer's all-reduced gradients were used
+        #: Host side of the cadence (:mod:`bertlab.cadence`): whether the next training call
+        #: runs the step that records rows, and whether the last one did.
+        self.row_now = True
+        self.last_recorded = True
+        #: True while the variant of the step that records no row runs (and is traced).
+        self._bare_trace = False
 
     # ---------------------------------------------------------------- install / restore
     def install(self) -> None:
@@ -134,18 +140,41 @@ class Instrument(RowRecorder):
             return cached[1]
         if kind == "test":
             return None
-        self.model.make_train_function(force=True)
-        compiled = self.model.train_function
+        compiled = {True: self._compiled_step()}
 
         def train_function(iterator: Any) -> Any:
+            row = self.row_now
+            fn = compiled.get(row)
+            if fn is None:  # first unrecorded call: build that variant (traced on this call)
+                fn = compiled[row] = self._bare(self._compiled_step())
+                self.model.train_function = train_function
+            self.last_recorded = row
             try:
-                return compiled(iterator)
+                return fn(iterator)
             except BaseException as exc:  # noqa: BLE001 - re-raised unchanged
                 self.step_failed(exc)
                 raise
 
         self._cache[kind] = (original, train_function)
         return train_function
+
+    def _compiled_step(self) -> Any:
+        """A new train function compiled by Keras from the (wrapped) train step."""
+        self.model.make_train_function(force=True)
+        return self.model.train_function
+
+    def _bare(self, compiled: Any) -> Any:
+        """``compiled`` run (and traced) as the variant that records no row: the step is
+        counted and its input rows remembered, nothing else (see :mod:`bertlab.cadence`)."""
+
+        def bare(*args: Any) -> Any:
+            self._bare_trace = True
+            try:
+                return compiled(*args)
+            finally:
+                self._bare_trace = False
+
+        return bare
 
     def step_failed(self, exc: BaseException) -> None:
         """A training step raised ``exc``: let ``on_error`` annotate it (not the end of data)."""
@@ -212,7 +241,12 @@ class Instrument(RowRecorder):
         return self._step("test", data)
 
     def _step(self, mode: str, data: Any) -> Any:
-        self._pending = {"mode": mode, "data": data, "graph": self._graph()}
+        self._pending = {
+            "mode": mode,
+            "data": data,
+            "graph": self._graph(),
+            "bare": self._bare_trace,
+        }
         try:
             out = self._orig[f"{mode}_step"](data)
             pending = self._pending
@@ -226,7 +260,9 @@ class Instrument(RowRecorder):
         fault is reported, never raised into the step (every backend's step calls this)."""
         try:
             with self._no_grad():
-                if mode == "train":
+                if mode == "train" and pending.get("bare"):
+                    self._record_bare(pending)
+                elif mode == "train":
                     self._record_train(pending)
                 else:
                     self._record_val(pending)
@@ -266,6 +302,8 @@ class Instrument(RowRecorder):
         """The trained weights' values before the train step's update (once per step)."""
         pending = self._pending
         if pending is None or pending["mode"] != "train" or "update" in pending or not variables:
+            return None
+        if pending.get("bare"):
             return None
         pending["update"] = None
         try:

@@ -67,7 +67,12 @@ def install(inst: Any) -> None:
         inst._stash_loss_scale(opt, read)
         new_trainable, new_optimizer = apply(optimizer_variables, grads, trainable_variables)
         pending = inst._pending
-        if pending is not None and pending["mode"] == "train" and "update" not in pending:
+        if (
+            pending is not None
+            and pending["mode"] == "train"
+            and "update" not in pending
+            and not pending.get("bare")
+        ):
             try:  # the weights before and after the update are both at hand: no snapshot
                 before = [q.update_sample(v) for v in trainable_variables]
                 after = [q.update_sample(v)[0] for v in new_trainable]
@@ -94,6 +99,14 @@ def _function(inst: Any, mode: str, original: Any) -> Any:
     shardings = _out_shardings(model, mode)  # now: fit purges the variables' values later
 
     def with_ring(state: Any, carry: dict, data: Any) -> tuple:
+        return _with_ring(state, carry, data)
+
+    def with_ring_bare(state: Any, carry: dict, data: Any) -> tuple:
+        # a function of its own: jax.jit caches traces per function, and this one's trace
+        # records no row (inst._bare_trace is set around its calls)
+        return _with_ring(state, carry, data)
+
+    def _with_ring(state: Any, carry: dict, data: Any) -> tuple:
         ring = inst.ring
         if ring is not None and carry:
             ring.tracing = dict(carry)
@@ -109,12 +122,19 @@ def _function(inst: Any, mode: str, original: Any) -> Any:
         try:
             if inst.ring is None and mode == "train":  # learn the layout: shapes only
                 jax.eval_shape(lambda s, d: _step(inst, mode, s, d), state, data)
-            fn = compiled.get("fn")
+            row = inst.row_now or inst.ring is None or mode != "train"
+            fn = compiled.get(row)
             if fn is None:
-                fn = compiled["fn"] = _jit(model, with_ring, shardings)
+                fn = compiled[row] = _jit(model, with_ring if row else with_ring_bare, shardings)
             ring = inst.ring
             carry = ring.carry if ring is not None else {}
-            logs, state, carry = fn(state, carry, data)
+            if mode == "train":
+                inst.last_recorded = row
+            inst._bare_trace = not row
+            try:
+                logs, state, carry = fn(state, carry, data)
+            finally:
+                inst._bare_trace = False
             if ring is not None:
                 ring.carry = carry
             return logs, state
@@ -129,7 +149,7 @@ def _function(inst: Any, mode: str, original: Any) -> Any:
 
 def _step(inst: Any, mode: str, state: Any, data: Any) -> tuple:
     """The model's own step, with the tensors it computes recorded into the ring."""
-    inst._pending = {"mode": mode, "data": data}
+    inst._pending = {"mode": mode, "data": data, "bare": inst._bare_trace}
     try:
         logs, state = getattr(inst.model, f"{mode}_step")(state, data)
         pending = inst._pending

@@ -12,11 +12,16 @@ how:
   ``JaxRing.carry``); Keras's own state and ``logs`` are untouched.
 
 Every ring is read lazily by the callback (a few times a second): reading is the only host sync.
-Row column 0 is the step number, written by the ring from its own counter.
+Row column 0 is the step number, written by the ring from its own step counter (``steps``), which
+every training step moves on (``tick``), recorded or not (see :mod:`bertlab.cadence`); ``count``
+counts the rows written.
 
 Beside the rows, a ring keeps ``seen``, a table of ``OVERLAP_SLOTS`` int32 slots into which every
 training step writes its rows' hash tags (``mark``) and from which every validation step counts
 its rows already trained on (``matches``; see :mod:`overlap`). It is never read by the host.
+A step that records no row (:mod:`bertlab.cadence`) writes its rows' tags only during the first
+pass over the training data (``mark_first_pass``; the callback ends it after the first whole
+epoch): the table then holds every training row already.
 Under a tf.distribute strategy there is no table (``seen`` is None: scatters into mirrored
 variables are not implemented), and validation rows are not counted.
 """
@@ -45,15 +50,21 @@ class Ring:
         self.cap, self.width = cap, width
         self.buffer = ops.zeros((cap, width), "float32")
         self.count = ops.zeros((), "int64")  # torch indexes with int64
+        self.steps = ops.zeros((), "int64")
         self.val = ops.zeros((vwidth,), "float32")
         self.seen: Any = ops.zeros((OVERLAP_SLOTS,), "int32")
+        self.first_pass = True
 
     def write(self, row: Any) -> None:
         """Store one training row (its column 0 is replaced by the step number)."""
         idx = ops.mod(self.count, self.cap)
-        row = ops.concatenate([ops.cast(ops.reshape(self.count, (1,)), "float32"), row[1:]])
+        row = ops.concatenate([ops.cast(ops.reshape(self.steps, (1,)), "float32"), row[1:]])
         self.buffer.index_copy_(0, ops.reshape(idx, (1,)), ops.reshape(row, (1, -1)))
         self.count.add_(1)
+
+    def tick(self) -> None:
+        """One training step ran (after its row, if it wrote one)."""
+        self.steps.add_(1)
 
     @property
     def has_table(self) -> bool:
@@ -63,6 +74,19 @@ class Ring:
     def mark(self, slot: Any, tag: Any) -> None:
         """Remember a training batch's rows: ``seen[slot] = tag`` (a later row may overwrite)."""
         self.seen.index_put_((ops.cast(slot, "int64"),), tag)
+
+    def mark_first_pass(self, hashes: Any) -> None:
+        """``mark(*hashes())`` while the first pass over the training data lasts, else
+        nothing (an unrecorded step: once every training row is in the table, hashing the
+        batch again costs time and adds nothing; see :mod:`bertlab.cadence`)."""
+        if self.first_pass:
+            rows = hashes()
+            if rows is not None:
+                self.mark(*rows)
+
+    def end_first_pass(self) -> None:
+        """One whole pass over the training data has been hashed (host side, between steps)."""
+        self.first_pass = False
 
     def matches(self, slot: Any, tag: Any) -> Any:
         """How many of a validation batch's rows the table holds (float32 scalar)."""
@@ -82,6 +106,10 @@ class Ring:
     def read_val(self) -> np.ndarray:
         """The validation sums as host values."""
         return _host(self.val)
+
+    def read_steps(self) -> int:
+        """Training steps counted so far (``tick``), as a host int."""
+        return int(ops.convert_to_numpy(self.steps))
 
 
 def _host(t: Any) -> np.ndarray:
@@ -105,17 +133,21 @@ class TFRing(Ring):
             self.count = tf.Variable(
                 0, dtype=tf.int64, trainable=False, name="bertlab_count", **dist
             )
+            self.steps = tf.Variable(
+                0, dtype=tf.int64, trainable=False, name="bertlab_steps", **dist
+            )
             self.val = tf.Variable(tf.zeros([vwidth]), trainable=False, name="bertlab_val", **dist)
             self.seen = None
             if not dist:  # a strategy's mirrored variables implement no element scatter
                 self.seen = tf.Variable(
                     tf.zeros([OVERLAP_SLOTS], tf.int32), trainable=False, name="bertlab_seen"
                 )
+                self.first_pass = tf.Variable(True, trainable=False, name="bertlab_first_pass")
 
     def write(self, row: Any) -> None:
         import tensorflow as tf
 
-        row = tf.concat([[tf.cast(self.count, tf.float32)], row[1:]], axis=0)
+        row = tf.concat([[tf.cast(self.steps, tf.float32)], row[1:]], axis=0)
         idx = self.count % self.cap
         # scatter_update: the one row-write that distributed (per-replica) variables implement
         written = self.buffer.scatter_update(tf.IndexedSlices(row[None, :], idx[None]))
@@ -124,8 +156,25 @@ class TFRing(Ring):
         with tf.control_dependencies([written]):
             self.count.assign_add(1)
 
+    def tick(self) -> None:
+        self.steps.assign_add(1)
+
     def mark(self, slot: Any, tag: Any) -> None:
         self.seen.scatter_nd_update(slot[:, None], tag)
+
+    def mark_first_pass(self, hashes: Any) -> None:
+        import tensorflow as tf
+
+        def mark() -> Any:
+            rows = hashes()
+            if rows is not None:
+                self.mark(*rows)
+            return tf.constant(0)
+
+        tf.cond(self.first_pass, mark, lambda: tf.constant(0))  # the hash only runs if marked
+
+    def end_first_pass(self) -> None:
+        self.first_pass.assign(False)
 
     def matches(self, slot: Any, tag: Any) -> Any:
         import tensorflow as tf
@@ -146,6 +195,9 @@ class TFRing(Ring):
     def read_val(self) -> np.ndarray:
         return _host(self.val.numpy())
 
+    def read_steps(self) -> int:
+        return int(self.steps.numpy())
+
 
 class JaxRing(Ring):
     """JAX: host-held arrays threaded through the jitted step as ``carry``.
@@ -160,8 +212,10 @@ class JaxRing(Ring):
         self.carry: dict[str, Any] = {
             "buffer": np.zeros((cap, width), np.float32),
             "count": np.zeros((), np.int32),
+            "steps": np.zeros((), np.int32),
             "val": np.zeros((vwidth,), np.float32),
             "seen": np.zeros((OVERLAP_SLOTS,), np.int32),
+            "first_pass": np.ones((), np.bool_),
         }
         self.seen = True  # the table is ``carry["seen"]``
         self.tracing: dict[str, Any] | None = None
@@ -171,14 +225,38 @@ class JaxRing(Ring):
         if t is None:  # the shape-only pass that finds the layout
             return
         count = t["count"]
-        row = ops.concatenate([ops.cast(ops.reshape(count, (1,)), "float32"), row[1:]])
+        row = ops.concatenate([ops.cast(ops.reshape(t["steps"], (1,)), "float32"), row[1:]])
         t["buffer"] = t["buffer"].at[count % self.cap].set(row)
         t["count"] = count + 1
+
+    def tick(self) -> None:
+        t = self.tracing
+        if t is not None:
+            t["steps"] = t["steps"] + 1
 
     def mark(self, slot: Any, tag: Any) -> None:
         t = self.tracing
         if t is not None:
             t["seen"] = t["seen"].at[slot].set(tag)
+
+    def mark_first_pass(self, hashes: Any) -> None:
+        import jax
+
+        t = self.tracing
+        if t is None:
+            return
+
+        def mark(seen: Any) -> Any:
+            t["seen"] = seen
+            rows = hashes()
+            if rows is not None:
+                self.mark(*rows)
+            return t["seen"]
+
+        t["seen"] = jax.lax.cond(t["first_pass"], mark, lambda seen: seen, t["seen"])
+
+    def end_first_pass(self) -> None:
+        self.carry = {**self.carry, "first_pass": np.zeros((), np.bool_)}
 
     def matches(self, slot: Any, tag: Any) -> Any:
         t = self.tracing
@@ -199,6 +277,9 @@ class JaxRing(Ring):
 
     def read_val(self) -> np.ndarray:
         return _host(self.carry["val"])
+
+    def read_steps(self) -> int:
+        return int(np.asarray(self.carry["steps"]))
 
 
 def make_ring(cap: int, width: int, vwidth: int, backend: str | None = None) -> Ring:

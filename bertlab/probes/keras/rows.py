@@ -124,9 +124,30 @@ class RowRecorder:
         if ctx is not None:  # the global batch, on every replica
             out = q.assemble(self._replicas.combine_row(out, ctx), layout.channels())
         self.ring.write(out)
+        self._count_step(x, ctx)
+
+    def _record_bare(self, p: dict[str, Any]) -> None:
+        """A training step that records no row (:mod:`bertlab.cadence`): it is counted, and its
+        input rows are remembered for the train/validation overlap."""
+        if self.ring is None:  # no row yet to know the layout from: record this one
+            self._record_train(p)
+            return
+        self._count_step(p.get("x"), self._replica_context(), bare=True)
+
+    def _count_step(self, x: Any, ctx: Any, bare: bool = False) -> None:
+        self.ring.tick()
+        if bare:  # only while the first pass over the data is being hashed
+            if x is not None and ctx is None and self.ring.has_table:
+                self.ring.mark_first_pass(lambda: self._row_hashes(x, ctx))
+            return
         rows = self._row_hashes(x, ctx)
         if rows is not None:
             self.ring.mark(*rows)
+
+    def end_first_pass(self) -> None:
+        """Every training row has been hashed once: unrecorded steps stop hashing theirs."""
+        if self.ring is not None and self.ring.has_table:
+            self.ring.end_first_pass()
 
     def _row_hashes(self, x: Any, ctx: Any) -> tuple | None:
         """Slots and tags of the batch's rows (:mod:`overlap`), or None: no table (a
@@ -234,6 +255,10 @@ class RowRecorder:
         idx = [(self._read + i) % cap for i in range(new)]
         self._read = count
         return buffer[idx]
+
+    def steps_done(self) -> int:
+        """Training steps counted by the ring so far, recorded or not (a host read)."""
+        return 0 if self.ring is None else self.ring.read_steps()
 
     def reset_val(self) -> None:
         """Zero the validation accumulators (start of an evaluation)."""
