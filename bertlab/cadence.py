@@ -104,21 +104,26 @@ class Cadence:
     def call_done(self, steps: int, recorded: bool, now: float) -> None:
         """A training call of ``steps`` steps ended at ``now`` (seconds); ``recorded``: it ran
         the recording variant. Sets ``record_next``."""
-        if self._last is not None:
-            self._elapsed += now - self._last
-            if self._phase == "probe":
-                self._times[recorded].append((now - self._last) / max(1, steps))
-        self._last = now
+        last, self._last = self._last, now
         self._calls += 1
-        self._steps += max(1, steps)
+        self._steps += steps if steps > 1 else 1
+        if self._phase == "set":  # the common case: cheap, it runs at every step
+            self.record_next = self.every == 1 or self._calls % self.every == 0
+            return
+        if last is not None:
+            self._elapsed += now - last
+            if self._phase == "probe":
+                self._times[recorded].append((now - last) / max(1, steps))
         if self._phase == "full" and self._steps >= FULL_STEPS and self._elapsed >= FULL_SECONDS:
             self._phase, self._probe_from = "probe", self._steps
         elif self._phase == "probe" and self._probed():
             self._choose()
         if self._phase == "probe":
             self.record_next = not recorded
-        else:
+        elif self._phase == "set":
             self.record_next = self._calls % self.every == 0
+        else:
+            self.record_next = True
 
     def resume(self, now: float) -> None:
         """Training resumes at ``now``: time the next call from here (after the callbacks'

@@ -33,6 +33,9 @@ READ_EVERY_S = 0.25
 #: epoch end and the end of training.
 MIN_EVAL_STEPS = 4
 EVAL_BUDGET = 0.02
+#: The same once a Watch thins its rows (bertlab.cadence: a small, fast model, where 1 % of the
+#: time is still several evaluations a second).
+EVAL_BUDGET_THINNED = 0.01
 #: Steps the live rules look back over (the rows copied out of the store per evaluation).
 RULE_WINDOW = 1024
 ALL_PHASES = ("preflight", "live", "epoch")
@@ -101,6 +104,7 @@ class WatchCore:
         self._eval_clock = -math.inf
         self._since_eval = 0
         self._eval_every = MIN_EVAL_STEPS
+        self._eval_budget = EVAL_BUDGET
         self._last_read = -math.inf  # "never": perf_counter()'s origin is arbitrary (boot)
         self._broken = False
         self._epoch = 0
@@ -286,7 +290,7 @@ class WatchCore:
         cost = time.perf_counter() - now
         self._eval_clock = time.perf_counter()
         self._since_eval = 0
-        needed = math.ceil(cost / (EVAL_BUDGET * step_time)) if step_time > 0 else 1
+        needed = math.ceil(cost / (self._eval_budget * step_time)) if step_time > 0 else 1
         self._eval_every = max(MIN_EVAL_STEPS, needed)
 
     def _announce(self, finding: Finding) -> None:

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 
 from bertlab.cadence import Cadence, parse_every
-from bertlab.probes.core import ALL_PHASES, READ_EVERY_S, WatchCore
+from bertlab.probes.core import ALL_PHASES, EVAL_BUDGET_THINNED, READ_EVERY_S, WatchCore
 from bertlab.probes.tokens import special_ids, vocabulary_kind
 from bertlab.run import DEFAULT_BUDGET_BYTES
 from bertlab.validation import summarize
@@ -297,29 +297,33 @@ class Watch(keras.callbacks.Callback, WatchCore):
         # Otherwise rows wait in the in-graph ring and are read when the rules are due, when
         # the ring is half full, or every READ_EVERY_S, which keeps the per-batch cost of Watch
         # to a few microseconds.
+        # (Every line here runs at every step: on a 0.35 ms JAX step 10 us is 3 %.)
+        now = time.perf_counter()
+        spe = self._spe if self._spe > 1 else 1
         self._calls += 1
-        self._since_eval += max(1, self._spe)
-        loss = (logs or {}).get("loss")
+        self._since_eval += spe
+        loss = logs.get("loss") if logs else None
         urgent = isinstance(loss, float) and not math.isfinite(loss)
         inst = self._instrument
-        ring = inst.capacity if inst is not None else 0
-        full = self._calls * max(1, self._spe) * 2 >= ring
-        due = self._since_eval >= self._eval_every
         cadence = self._cadence
         if cadence is not None and inst is not None:
-            cadence.call_done(max(1, self._spe), inst.last_recorded, time.perf_counter())
+            cadence.call_done(spe, inst.last_recorded, now)
             if urgent:
                 cadence.full()
             inst.row_now = cadence.record_next
             if cadence.decided is not None and self.run.meta.get("every") != cadence.every:
                 self.run.meta["every"] = cadence.every
                 self.run.note(cadence.decided)
-        if urgent or due or full or time.perf_counter() - self._last_read >= READ_EVERY_S:
+                if cadence.every > 1:
+                    self._eval_budget = EVAL_BUDGET_THINNED
+        full = inst is not None and self._calls * spe * 2 >= inst.capacity
+        due = self._since_eval >= self._eval_every
+        if urgent or due or full or now - self._last_read >= READ_EVERY_S:
             self._collect()
-        if urgent or due:
-            self._evaluate_live()
-        if cadence is not None:
-            cadence.resume(time.perf_counter())  # our own work is not the step's
+            if urgent or due:
+                self._evaluate_live()
+            if cadence is not None:
+                cadence.resume(time.perf_counter())  # our own work is not the step's
 
     def _collect(self) -> None:
         self._calls = 0
