@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -120,9 +122,17 @@ def follow(args: argparse.Namespace) -> int:
     run = follow_run(args.run, interval_s=args.interval)
     seen: set[tuple[str, str]] = set()
     last = ""
+    # Ctrl-C sets a flag instead of raising KeyboardInterrupt wherever the main thread happens
+    # to be: raised between a lock's acquire and its ``with`` block (the follower thread shares
+    # the run's locks) it could leave the lock held, and stopping would then wait forever.
+    stop = threading.Event()
+    try:
+        previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    except ValueError:  # not the main thread: Ctrl-C stays a KeyboardInterrupt
+        previous = None
     print(f"bertlab: following {args.run} (Ctrl-C to stop)", flush=True)
     try:
-        while True:
+        while not stop.is_set():
             line = follow_line(run)
             if line != last:
                 print(line, flush=True)
@@ -136,10 +146,13 @@ def follow(args: argparse.Namespace) -> int:
                 seen.add(key)
             if args.exit_when_done and run.follow_status in ("done", "error"):
                 return 0
-            time.sleep(args.interval)
+            stop.wait(args.interval)
+        return 0
     except KeyboardInterrupt:
         return 0
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
         run.stop_following()
 
 

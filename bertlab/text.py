@@ -89,7 +89,7 @@ def summary(run: Run, window: int = 20) -> str:
 def follow_line(run: Run) -> str:
     """One status line of a followed run: status, steps, epochs, last batch loss."""
     status = getattr(run, "follow_status", "")
-    parts = [f"[{status}]" if status else "", f"step {run.steps}"]
+    parts = [f"[{status}]" if status else "", f"step {run.steps_trained}"]
     if run.epoch_records:
         parts.append(f"epochs {len(run.epoch_records)}")
     if run.steps:

@@ -77,7 +77,7 @@ def run_state(run: Run, name: str) -> dict[str, Any]:
     return {
         "name": name,
         "status": protocol.status(run),
-        "steps": run.steps,
+        "steps": run.steps_trained,
         "model": _setup(meta),
         "series": series(run),
         "epochs": protocol.epochs(run),

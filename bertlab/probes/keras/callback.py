@@ -78,17 +78,19 @@ def apply_tokenizer(facts: Any, tokenizer: Any, unk_token_id: Any) -> None:
 
 
 class Watch(keras.callbacks.Callback, WatchCore):
-    """Record every training batch from inside Keras's own training step.
+    """Record training batches from inside Keras's own training step.
 
     Pass it to ``fit``; it needs no arguments (Keras hands it the model)::
 
         watch = bertlab.Watch()
         model.fit(x, y, validation_data=(xv, yv), epochs=3, callbacks=[watch])
-        watch.history      # DataFrame, one row per training batch
+        watch.history      # DataFrame, one row per recorded training batch
         watch.epochs       # DataFrame, one row per epoch (train + validation summaries)
         watch.save("run.bertlab")
 
-    For every batch it records the raw batch loss (not Keras's running mean), the learning rate,
+    For every recorded batch (every one; on a model whose step takes milliseconds, every k-th
+    after the first 30 s: see ``every``) it records the raw batch loss (not Keras's running
+    mean), the learning rate,
     global and per-layer gradient norms, zero/missing/non-finite gradients, a summary of the
     model outputs (range, "already probabilities?", confidence, histogram), predicted vs true
     class counts, label facts and cheap input facts (token-id range, padding). Per epoch it adds
