@@ -135,6 +135,7 @@ with _quiet_stderr():
     _DEVICES = tf.config.list_physical_devices()  # first device query logs about CUDA, too
 
 import keras  # noqa: E402
+from intervals import ratio_interval  # noqa: E402  (benchmarks/, the script's own folder)
 
 import bertlab  # noqa: E402
 
@@ -144,6 +145,8 @@ VOCAB = 2000
 CLASSES = 4
 SEED = 1234
 DROP = 2  # leading steps of each fit not counted
+#: The Watch arm's ``every=`` (``--every``).
+EVERY: int | str = "auto"
 
 #: Per model: default rounds, default steps per fit, warm-up steps, Watch target ratio.
 MODELS: dict[str, dict[str, Any]] = {
@@ -401,7 +404,7 @@ def bench(
     for arm in arms:
         pooled = np.concatenate(arm.steps)
         med = float(np.median(pooled))
-        low, high = ratio_interval(pooled, base_pool, rng)
+        _, low, high = ratio_interval(pooled, base_pool, rng)
         per_round = [
             float(np.median(a) / np.median(p)) for a, p in zip(arm.steps, plain.steps, strict=True)
         ]
@@ -439,18 +442,6 @@ def bench(
     out["watch_notes"] = list(watch_cb.run.meta.get("notes", []))
     out["watch_findings"] = [f.code for f in watch_cb.findings]
     return out
-
-
-#: The Watch arm's ``every=`` (``--every``).
-EVERY: int | str = "auto"
-
-
-def ratio_interval(arm: np.ndarray, base: np.ndarray, rng, n: int = 2000) -> tuple:
-    """Bootstrap 95 % interval of median(arm) / median(base) (steps resampled per arm)."""
-    a = rng.choice(arm, (n, arm.size)) if arm.size else np.full((n, 1), np.nan)
-    b = rng.choice(base, (n, base.size))
-    ratios = np.median(a, axis=1) / np.median(b, axis=1)
-    return float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))
 
 
 # ---------------------------------------------------------------------- report

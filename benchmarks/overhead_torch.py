@@ -49,6 +49,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
+from intervals import ratio_interval  # noqa: E402  (benchmarks/, the script's own folder)
 from transformers import (  # noqa: E402
     BertConfig,
     BertForSequenceClassification,
@@ -168,17 +169,6 @@ def trainer_arm(model, batch, size, watch: bool, tmp: str):
         return list(np.diff(timer.stamps))[1:]
 
     return run
-
-
-def ratio_interval(arm: np.ndarray, base: np.ndarray, rng) -> tuple[float, float, float]:
-    """Median ratio and its bootstrap 95 % interval."""
-    ratio = float(np.median(arm) / np.median(base))
-    boots = [
-        np.median(rng.choice(arm, len(arm))) / np.median(rng.choice(base, len(base)))
-        for _ in range(2000)
-    ]
-    low, high = np.percentile(boots, [2.5, 97.5])
-    return ratio, float(low), float(high)
 
 
 def bench(kind: str, rounds: int, steps: int, trainer: bool) -> dict[str, Any]:

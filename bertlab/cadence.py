@@ -34,6 +34,7 @@ around a failure are the ones worth seeing. Framework-free: the probes feed it w
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, field
 
 #: Steps and seconds of training recorded whole before the cost is measured (``every="auto"``;
@@ -86,7 +87,6 @@ class Cadence:
     every: int = 1
     record_next: bool = True
     decided: str | None = None
-    fixed: bool = False
     _calls: int = 0
     _steps: int = 0
     _phase: str = "full"  # full -> probe -> set
@@ -98,18 +98,19 @@ class Cadence:
     def __post_init__(self) -> None:
         fixed = parse_every(self.every_arg)
         if fixed is not None:
-            self.every, self.fixed, self._phase = fixed, True, "set"
+            self.every, self._phase = fixed, "set"
 
     # ------------------------------------------------------------------ feeding
-    def call_done(self, steps: int, recorded: bool, now: float) -> None:
+    def call_done(self, steps: int, recorded: bool, now: float) -> bool:
         """A training call of ``steps`` steps ended at ``now`` (seconds); ``recorded``: it ran
-        the recording variant. Sets ``record_next``."""
+        the recording variant. Sets ``record_next``; True on the call that chose the stride
+        (``decided`` then says what was measured)."""
         last, self._last = self._last, now
         self._calls += 1
         self._steps += steps if steps > 1 else 1
         if self._phase == "set":  # the common case: cheap, it runs at every step
             self.record_next = self.every == 1 or self._calls % self.every == 0
-            return
+            return False
         if last is not None:
             self._elapsed += now - last
             if self._phase == "probe":
@@ -118,12 +119,10 @@ class Cadence:
             self._phase, self._probe_from = "probe", self._steps
         elif self._phase == "probe" and self._probed():
             self._choose()
-        if self._phase == "probe":
-            self.record_next = not recorded
-        elif self._phase == "set":
             self.record_next = self._calls % self.every == 0
-        else:
-            self.record_next = True
+            return True
+        self.record_next = not recorded if self._phase == "probe" else True
+        return False
 
     def resume(self, now: float) -> None:
         """Training resumes at ``now``: time the next call from here (after the callbacks'
@@ -137,16 +136,16 @@ class Cadence:
 
     def full(self) -> None:
         """Record every step from now on (a non-finite loss: the failure is worth seeing)."""
-        self.every, self.fixed, self._phase, self.record_next = 1, True, "set", True
+        self.every, self._phase, self.record_next = 1, "set", True
 
     # ------------------------------------------------------------------ deciding
     def _probed(self) -> bool:
         return all(len(t) >= PROBE_CALLS + PROBE_SKIP for t in self._times.values())
 
     def _choose(self) -> None:
-        on = sorted(self._times[True][PROBE_SKIP:])
-        off = sorted(self._times[False][PROBE_SKIP:])
-        base, cost = _median(off), _median(on) - _median(off)
+        on, off = self._times[True][PROBE_SKIP:], self._times[False][PROBE_SKIP:]
+        base = statistics.median(off)
+        cost = statistics.median(on) - base
         self.every = choose_every(cost, base)
         self._phase = "set"
         self.decided = (
@@ -163,8 +162,3 @@ def choose_every(cost: float, base: float) -> int:
     if not (base > 0 and math.isfinite(cost) and math.isfinite(base)) or cost <= BUDGET * base:
         return 1
     return min(MAX_EVERY, math.ceil(cost / (BUDGET * base)))
-
-
-def _median(values: list[float]) -> float:
-    n = len(values)
-    return 0.5 * (values[(n - 1) // 2] + values[n // 2]) if n else float("nan")

@@ -12,7 +12,13 @@ import keras
 import numpy as np
 
 from bertlab.cadence import Cadence, parse_every
-from bertlab.probes.core import ALL_PHASES, EVAL_BUDGET_THINNED, READ_EVERY_S, WatchCore
+from bertlab.probes.core import (
+    ALL_PHASES,
+    EVAL_BUDGET,
+    EVAL_BUDGET_THINNED,
+    READ_EVERY_S,
+    WatchCore,
+)
 from bertlab.probes.tokens import special_ids, vocabulary_kind
 from bertlab.run import DEFAULT_BUDGET_BYTES
 from bertlab.validation import summarize
@@ -309,15 +315,17 @@ class Watch(keras.callbacks.Callback, WatchCore):
         inst = self._instrument
         cadence = self._cadence
         if cadence is not None and inst is not None:
-            cadence.call_done(spe, inst.last_recorded, now)
-            if urgent:
-                cadence.full()
-            inst.row_now = cadence.record_next
-            if cadence.decided is not None and self.run.meta.get("every") != cadence.every:
+            if cadence.call_done(spe, inst.last_recorded, now):  # the stride was just chosen
                 self.run.meta["every"] = cadence.every
                 self.run.note(cadence.decided)
                 if cadence.every > 1:
                     self._eval_budget = EVAL_BUDGET_THINNED
+            if urgent:  # every step again, for good
+                cadence.full()
+                self._eval_budget = EVAL_BUDGET
+                if "every" in self.run.meta:
+                    self.run.meta["every"] = 1
+            inst.row_now = cadence.record_next
         full = inst is not None and self._calls * spe * 2 >= inst.capacity
         due = self._since_eval >= self._eval_every
         if urgent or due or full or now - self._last_read >= READ_EVERY_S:

@@ -125,16 +125,13 @@ def _function(inst: Any, mode: str, original: Any) -> Any:
             row = inst.row_now or inst.ring is None or mode != "train"
             fn = compiled.get(row)
             if fn is None:
-                fn = compiled[row] = _jit(model, with_ring if row else with_ring_bare, shardings)
+                jitted = _jit(model, with_ring if row else with_ring_bare, shardings)
+                fn = compiled[row] = jitted if row else inst._bare(jitted)
             ring = inst.ring
             carry = ring.carry if ring is not None else {}
             if mode == "train":
                 inst.last_recorded = row
-            inst._bare_trace = not row
-            try:
-                logs, state, carry = fn(state, carry, data)
-            finally:
-                inst._bare_trace = False
+            logs, state, carry = fn(state, carry, data)
             if ring is not None:
                 ring.carry = carry
             return logs, state
