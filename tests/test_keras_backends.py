@@ -206,6 +206,14 @@ def test_jax_data_parallel_records_the_global_batch(tmp_path):
     for e1, e2 in zip(one["epochs"], two["epochs"], strict=True):
         for key in e1:
             np.testing.assert_allclose(e2[key], e1[key], rtol=1e-4, err_msg=key)
+    # Watch(every=4) on the two devices: whole rows of steps 0, 4, 8..., every step counted
+    strided = result["runs"]["strided"]
+    rows = np.array(strided["rows"])
+    n = 2 * case.N // case.B
+    steps = rows[:, one["columns"].index("step")]
+    np.testing.assert_array_equal(steps, np.arange(0, n, case.STRIDE))
+    np.testing.assert_allclose(rows[:, keep], b[steps.astype(int)][:, keep], rtol=1e-4, atol=1e-6)
+    assert strided["steps"] == [n // 2, n]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -18,6 +18,13 @@ state)`` built with the trainer's own ``_make_function`` (so ``steps_per_executi
 in Keras). Keras's state, ``logs`` and ``History`` are untouched; the model is restored exactly
 after ``fit``. The first call traces the step once without the ring (``jax.eval_shape``, no
 computation) to learn the row layout.
+
+Three variants are jitted, each on its first use (:mod:`bertlab.cadence` picks per call): the
+step that records a row, the step that records none but counts itself and, during the first
+pass over the data, hashes its rows into the overlap table, and after that pass Keras's own
+step with no ring at all, counted on the host (``JaxRing.host_steps``, added into the ring's
+counter by the next call that takes the ring). On a 0.35 ms step the ring's seven arrays going
+in and out of the jitted call were most of what an unrecorded step cost.
 """
 
 from __future__ import annotations
@@ -98,18 +105,18 @@ def _function(inst: Any, mode: str, original: Any) -> Any:
     compiled: dict[str, Any] = {}
     shardings = _out_shardings(model, mode)  # now: fit purges the variables' values later
 
-    def with_ring(state: Any, carry: dict, data: Any) -> tuple:
-        return _with_ring(state, carry, data)
+    def with_ring(state: Any, carry: dict, data: Any, host_steps: Any) -> tuple:
+        return _with_ring(state, carry, data, host_steps)
 
-    def with_ring_bare(state: Any, carry: dict, data: Any) -> tuple:
+    def with_ring_bare(state: Any, carry: dict, data: Any, host_steps: Any) -> tuple:
         # a function of its own: jax.jit caches traces per function, and this one's trace
         # records no row (inst._bare_trace is set around its calls)
-        return _with_ring(state, carry, data)
+        return _with_ring(state, carry, data, host_steps)
 
-    def _with_ring(state: Any, carry: dict, data: Any) -> tuple:
+    def _with_ring(state: Any, carry: dict, data: Any, host_steps: Any) -> tuple:
         ring = inst.ring
         if ring is not None and carry:
-            ring.tracing = dict(carry)
+            ring.tracing = dict(carry, steps=carry["steps"] + host_steps)
         try:
             logs, state = _step(inst, mode, state, data)
             out = dict(ring.tracing) if ring is not None and ring.tracing is not None else carry
@@ -118,20 +125,34 @@ def _function(inst: Any, mode: str, original: Any) -> Any:
                 ring.tracing = None
         return logs, state, out
 
+    def plain(state: Any, data: Any) -> tuple:
+        # the model's own step, nothing recorded (no step is pending: the hooks pass through)
+        return getattr(model, f"{mode}_step")(state, data)
+
     def step_function(state: Any, data: Any) -> tuple:
         try:
-            if inst.ring is None and mode == "train":  # learn the layout: shapes only
+            ring = inst.ring
+            row = inst.row_now or ring is None or mode != "train"
+            if not row and ring.counted_on_host:  # the common unrecorded step: see JaxRing
+                fn = compiled.get("plain")
+                if fn is None:
+                    fn = compiled["plain"] = _jit(model, plain, shardings and shardings[:2], 1)
+                inst.last_recorded = False
+                ring.count_on_host()
+                return fn(state, data)
+            if ring is None and mode == "train":  # learn the layout: shapes only
                 jax.eval_shape(lambda s, d: _step(inst, mode, s, d), state, data)
-            row = inst.row_now or inst.ring is None or mode != "train"
+                ring = inst.ring
             fn = compiled.get(row)
             if fn is None:
                 jitted = _jit(model, with_ring if row else with_ring_bare, shardings)
                 fn = compiled[row] = jitted if row else inst._bare(jitted)
-            ring = inst.ring
-            carry = ring.carry if ring is not None else {}
+            carry, host_steps = (
+                (ring.carry, ring.take_host_steps()) if ring is not None else ({}, 0)
+            )
             if mode == "train":
                 inst.last_recorded = row
-            logs, state, carry = fn(state, carry, data)
+            logs, state, carry = fn(state, carry, data, host_steps)
             if ring is not None:
                 ring.carry = carry
             return logs, state
@@ -166,17 +187,22 @@ def _out_shardings(model: Any, mode: str) -> Any:
     return (None, shardings, None)
 
 
-def _jit(model: Any, fn: Any, out_shardings: Any) -> Any:
-    """``fn`` jitted as Keras would jit the step (state and ring donated), or eager."""
+def _jit(model: Any, fn: Any, out_shardings: Any, args: int = 2) -> Any:
+    """``fn`` jitted as Keras would jit the step (state and ring donated), or eager.
+
+    ``args=1``: ``fn(state, data)``, without a ring (only the state is donated).
+    """
     if model.run_eagerly or not model.jit_compile:
         return fn
+    if args == 1:
+        return jax.jit(fn, donate_argnums=0, out_shardings=out_shardings)
     jitted = jax.jit(fn, donate_argnums=(0, 1), out_shardings=out_shardings)
 
-    def call(state: Any, carry: dict, data: Any) -> tuple:
+    def call(state: Any, carry: dict, data: Any, host_steps: int) -> tuple:
         # Only host values need converting (the first call, a reset): jnp.asarray on a device
         # array is no copy but ~25 us of Python, a sixth of a small model's step.
         if not all(isinstance(v, jax.Array) for v in carry.values()):
             carry = {k: jnp.asarray(v) for k, v in carry.items()}
-        return jitted(state, carry, data)
+        return jitted(state, carry, data, host_steps)
 
     return call
