@@ -27,8 +27,9 @@ from bertlab.views import in_kernel
 _STEP, _EPOCH, _BATCH, _TIME = 0, 1, 2, 3  # leading scalar columns of a row (see layout.SCALARS)
 #: Recorded rows are read out of the probe's (device) ring at least this often (seconds).
 READ_EVERY_S = 0.25
-#: Live rules run every MIN_EVAL_STEPS steps at least (a collapse is named within a few steps
-#: of the 20 it must last), less often only as far as needed to keep their measured cost under
+#: Live rules run every MIN_EVAL_STEPS recorded steps at least (a collapse is named within a
+#: few steps of the 20 it must last; with a stride, bertlab.cadence, there is nothing new to
+#: judge between rows), less often only as far as needed to keep their measured cost under
 #: EVAL_BUDGET of the training time; at once when the loss turns non-finite; and at every
 #: epoch end and the end of training.
 MIN_EVAL_STEPS = 4
