@@ -28,7 +28,7 @@ rules read the same quantities, only fewer of them per second of training.
    costs);
 3. what a row costs is the recorded call and the call after it, less two undisturbed
    unrecorded calls (medians): a recorded step also slows the one after it (its work spills
-   over, the caches are cold: on a 0.35 ms JAX step that was a third of the row's cost, and
+   over, the caches are cold: on a 0.35 ms JAX step that was a quarter to a third of it, and
    timing recorded and unrecorded calls in alternation missed it). The cost sets the stride:
    the smallest k that keeps the average cost under ``BUDGET`` of an unrecorded step's time
    (at most ``MAX_EVERY``), for the upper end of the cost's 95 % interval (the medians'

@@ -23,8 +23,8 @@ Three variants are jitted, each on its first use (:mod:`bertlab.cadence` picks p
 step that records a row, the step that records none but counts itself and, during the first
 pass over the data, hashes its rows into the overlap table, and after that pass Keras's own
 step with no ring at all, counted on the host (``JaxRing.host_steps``, added into the ring's
-counter by the next call that takes the ring). On a 0.35 ms step the ring's seven arrays going
-in and out of the jitted call were most of what an unrecorded step cost.
+counter by the next call that takes the ring). On a 0.35 ms step that took an unrecorded step
+from 1.098x to 1.05-1.08x of plain (the rest is the callback and this wrapper).
 """
 
 from __future__ import annotations
