@@ -162,7 +162,7 @@ class Cadence:
             return False
         if least >= PROBE_MAX:
             return True
-        cost, spread, base = self._estimate()
+        _, spread, base = self._estimate()
         return spread <= BUDGET * base
 
     def _estimate(self) -> tuple[float, float, float]:
@@ -185,8 +185,7 @@ class Cadence:
         self.decided = (
             f"a recorded step cost {cost * 1e3:.3g} ms (95 % up to "
             f"{(cost + spread) * 1e3:.3g} ms) more than an unrecorded one "
-            f"({base * 1e3:.3g} ms, measured over {row} + {after} + {off} steps "
-            f"from step "
+            f"({base * 1e3:.3g} ms, measured over {row} + {after} + {off} steps from step "
             f"{self._probe_from}): rows are recorded "
             + ("at every step" if self.every == 1 else f"every {self.every} steps")
             + (" from here on (Watch(every=1) records every step)" if self.every > 1 else "")
