@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 #: both must have passed).
 FULL_STEPS = 200
 FULL_SECONDS = 30.0
-#: Timed calls of each kind (recorded, not recorded) that the measurement needs.
+#: Timed calls of each kind (recorded, the call after one, undisturbed) the measurement needs.
 PROBE_CALLS = 24
 #: Most timed calls of each kind: measuring stops here however noisy the steps are.
 PROBE_MAX = 120
@@ -120,12 +120,12 @@ class Cadence:
         the recording variant. Sets ``record_next``; True on the call that chose the stride
         (``decided`` then says what was measured)."""
         last, self._last = self._last, now
-        prev, self._prev = self._prev, recorded
         self._calls += 1
         self._steps += steps if steps > 1 else 1
         if self._phase == "set":  # the common case: cheap, it runs at every step
             self.record_next = self.every == 1 or self._calls % self.every == 0
             return False
+        prev, self._prev = self._prev, recorded  # read while measuring only
         if last is not None:
             self._elapsed += now - last
             if self._phase == "probe":

@@ -136,7 +136,8 @@ def _function(inst: Any, mode: str, original: Any) -> Any:
             if not row and ring.counted_on_host:  # the common unrecorded step: see JaxRing
                 fn = compiled.get("plain")
                 if fn is None:
-                    fn = compiled["plain"] = _jit(model, plain, shardings and shardings[:2], 1)
+                    out = shardings and shardings[:2]  # (logs, state): no ring
+                    fn = compiled["plain"] = _jit(model, plain, out, ring=False)
                 inst.last_recorded = False
                 ring.count_on_host()
                 return fn(state, data)
@@ -187,14 +188,14 @@ def _out_shardings(model: Any, mode: str) -> Any:
     return (None, shardings, None)
 
 
-def _jit(model: Any, fn: Any, out_shardings: Any, args: int = 2) -> Any:
+def _jit(model: Any, fn: Any, out_shardings: Any, ring: bool = True) -> Any:
     """``fn`` jitted as Keras would jit the step (state and ring donated), or eager.
 
-    ``args=1``: ``fn(state, data)``, without a ring (only the state is donated).
+    ``ring=False``: ``fn(state, data)``, Keras's own step (only the state is donated).
     """
     if model.run_eagerly or not model.jit_compile:
         return fn
-    if args == 1:
+    if not ring:
         return jax.jit(fn, donate_argnums=0, out_shardings=out_shardings)
     jitted = jax.jit(fn, donate_argnums=(0, 1), out_shardings=out_shardings)
 
